@@ -1,0 +1,107 @@
+"""The loaded, sharded model: ``load_model`` and the object it returns."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from .config import Qwen2Config
+from .layout import TPLayout
+from .model import MODEL_AXIS, Qwen2Shard
+from .partitioning import batch_axis_for, model_size, partition_specs, shard_map
+from .weights import DTYPES, load_params
+
+
+def positions_from_mask(mask: jax.Array) -> jax.Array:
+    """Hugging Face ``generate``'s position ids for left padding: cumsum(mask) - 1, pads at 0."""
+    return jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)
+
+
+def check_batch(config: Qwen2Config, input_ids, attention_mask=None):
+    """Validated int32 numpy (ids, mask), both [batch, seq]. Mask defaults to all ones."""
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2:
+        raise ValueError(f"input_ids must be [batch, seq], got shape {ids.shape}")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError(f"input_ids is empty (shape {ids.shape}); give at least one token in one row")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"input_ids must be integers, got {ids.dtype}")
+    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
+    if mask.shape != ids.shape:
+        raise ValueError(f"attention_mask shape {mask.shape} differs from input_ids shape {ids.shape}")
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+    real = ids[mask == 1]
+    if real.size and (real.min() < 0 or real.max() >= config.vocab_size):
+        raise ValueError(f"input_ids hold ids outside the vocabulary [0, {config.vocab_size}): "
+                         f"min {real.min()}, max {real.max()}")
+    ids = np.where(mask == 1, ids, 0)  # pad ids are never looked up meaningfully; keep them in range
+    return ids.astype(np.int32), mask.astype(np.int32)
+
+
+class Qwen2TP:
+    """A Qwen2 causal LM sharded over a ("batch", "model") mesh.
+
+    ``forward`` and ``generate`` are the public entry points; ``params`` is the sharded
+    parameter pytree in the padded tensor-parallel layout.
+    """
+
+    def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32"):
+        self.config = config
+        self.mesh = mesh
+        self.dtype = dtype
+        self.layout = TPLayout(config, model_size(mesh))
+        self.module = Qwen2Shard(config, self.layout, jnp.dtype(DTYPES[dtype]))
+        self.params = params
+        self.param_specs = partition_specs(params)
+        self._forward_fns = {}
+
+    # --- forward ---------------------------------------------------------------------------
+    def _forward_fn(self, batch_axis):
+        if batch_axis not in self._forward_fns:
+            row = P(batch_axis, None)
+
+            def shard_fn(params, ids, mask):
+                positions = positions_from_mask(mask)
+                s = ids.shape[1]
+                causal = jnp.tril(jnp.ones((s, s), dtype=bool))
+                allowed = causal[None, :, :] & (mask[:, None, :] == 1)  # [b, s, t]
+                logits, _ = self.module.apply({"params": params}, ids, positions, allowed)
+                return logits
+
+            sharded = shard_map(shard_fn, self.mesh, in_specs=(self.param_specs, row, row),
+                                out_specs=P(batch_axis, None, MODEL_AXIS))
+            vocab = self.config.vocab_size
+            self._forward_fns[batch_axis] = jax.jit(lambda p, i, m: sharded(p, i, m)[..., :vocab])
+        return self._forward_fns[batch_axis]
+
+    def forward(self, input_ids, attention_mask=None) -> jax.Array:
+        """Logits [batch, seq, vocab] float32 for int ids and a 1/0 left-padding mask."""
+        ids, mask = check_batch(self.config, input_ids, attention_mask)
+        fn = self._forward_fn(batch_axis_for(self.mesh, ids.shape[0]))
+        return fn(self.params, ids, mask)
+
+    __call__ = forward
+
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 32,
+                 eos_token_id: Optional[int] = None) -> np.ndarray:
+        """Greedy tokens [batch, max_new_tokens] int32 (see ``generation.py``)."""
+        from .generation import generate
+        return generate(self, input_ids, attention_mask, max_new_tokens, eos_token_id)
+
+
+def load_model(checkpoint_dir: str, mesh, dtype: str = "float32") -> Qwen2TP:
+    """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh``.
+
+    The config and the mesh's "model" size are checked before any weight is read.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    config = Qwen2Config.from_checkpoint(checkpoint_dir)
+    layout = TPLayout(config, model_size(mesh))  # raises with the supported T values
+    params = load_params(checkpoint_dir, config, layout, mesh, dtype)
+    return Qwen2TP(config, mesh, params, dtype)

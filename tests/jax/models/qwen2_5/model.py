@@ -1,0 +1,199 @@
+"""Flax Qwen2 decoder, written for one tensor-parallel shard.
+
+Every module here runs inside ``shard_map`` and sees its device's slice of the padded
+tensor-parallel parameters (see ``layout.py``): ``q_heads`` query heads and ``kv_heads``
+KV heads of this device, ``vocab_shard`` rows of the vocabulary, ``mlp_shard`` MLP
+columns. Communication is explicit and limited to Megatron's pattern: one ``psum`` over
+"model" after the attention output projection and one after the MLP down projection per
+layer, plus one for the vocabulary-sharded embedding lookup. With T = 1 every ``psum``
+is a no-op and this is the plain single-device model.
+
+Letters in shape comments: b batch, s query positions, t key positions, e hidden,
+n query heads (local), k KV heads (local), g query heads per KV head, d head_dim,
+v vocabulary (local shard), f MLP columns (local shard).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from .config import Qwen2Config
+from .layout import TPLayout
+
+MODEL_AXIS = "model"
+BATCH_AXIS = "batch"
+
+KVCache = Tuple[jax.Array, jax.Array]  # ([b, t, k, d], [b, t, k, d]) for one layer
+
+
+def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype) -> Tuple[jax.Array, jax.Array]:
+    """cos/sin for rotate-half RoPE. positions [b, s] -> two [b, s, 1, d] tables in ``dtype``."""
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [b, s, d/2]
+    angles = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]  # [b, s, 1, d]
+    return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """x [b, s, heads, d] rotated by the tables (halves, as Hugging Face does)."""
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+class RMSNorm(nn.Module):
+    eps: float
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), self.dtype)
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return scale * normed.astype(self.dtype)
+
+
+class Attention(nn.Module):
+    """Grouped-query attention over this device's heads; row-parallel output + psum."""
+
+    config: Qwen2Config
+    q_heads: int
+    kv_heads: int
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x, cos, sin, allowed, cache: Optional[KVCache] = None, cache_index=None):
+        """x [b, s, e]; allowed [b, s, t] bool (which keys each query may see).
+
+        Without a cache the keys are this call's own positions (t == s). With a cache the
+        new keys/values are written at ``cache_index`` and the query attends over the whole
+        cache (t == cache length); the updated cache is returned.
+        """
+        c = self.config
+        d = c.head_dim
+        b, s, _ = x.shape
+
+        def proj(features, name, bias):
+            return nn.Dense(features, use_bias=bias, dtype=self.dtype, param_dtype=self.dtype, name=name)
+
+        q = proj(self.q_heads * d, "q_proj", True)(x).reshape(b, s, self.q_heads, d)  # [b, s, n, d]
+        k = proj(self.kv_heads * d, "k_proj", True)(x).reshape(b, s, self.kv_heads, d)  # [b, s, k, d]
+        v = proj(self.kv_heads * d, "v_proj", True)(x).reshape(b, s, self.kv_heads, d)  # [b, s, k, d]
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
+
+        if cache is not None:
+            cache_k, cache_v = cache
+            start = (0, cache_index, 0, 0)
+            cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), start)
+            cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), start)
+            k, v = cache_k, cache_v  # [b, t, k, d]
+            cache = (cache_k, cache_v)
+
+        g = self.q_heads // self.kv_heads
+        q = q.reshape(b, s, self.kv_heads, g, d)  # [b, s, k, g, d]
+        scores = jnp.einsum("bskgd,btkd->bkgst", q, k).astype(jnp.float32) * (d ** -0.5)
+        scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)  # [b, k, g, s, t]
+        out = jnp.einsum("bkgst,btkd->bskgd", probs, v).reshape(b, s, self.q_heads * d)
+        out = proj(c.hidden_size, "o_proj", False)(out)  # partial sum over this device's heads
+        return jax.lax.psum(out, MODEL_AXIS), cache
+
+
+class MLP(nn.Module):
+    """SwiGLU with column-parallel gate/up and row-parallel down + psum."""
+
+    config: Qwen2Config
+    mlp_shard: int
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x):
+        def proj(features, name):
+            return nn.Dense(features, use_bias=False, dtype=self.dtype, param_dtype=self.dtype, name=name)
+
+        h = nn.silu(proj(self.mlp_shard, "gate_proj")(x)) * proj(self.mlp_shard, "up_proj")(x)  # [b, s, f]
+        return jax.lax.psum(proj(self.config.hidden_size, "down_proj")(h), MODEL_AXIS)
+
+
+class DecoderLayer(nn.Module):
+    config: Qwen2Config
+    layout: TPLayout
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x, cos, sin, allowed, cache=None, cache_index=None):
+        c, lay = self.config, self.layout
+        attn, cache = Attention(c, lay.q_per_device, lay.kv_per_device, self.dtype, name="self_attn")(
+            RMSNorm(c.rms_norm_eps, self.dtype, name="input_layernorm")(x), cos, sin, allowed, cache, cache_index)
+        x = x + attn
+        mlp = MLP(c, lay.intermediate // lay.tp, self.dtype, name="mlp")
+        x = x + mlp(RMSNorm(c.rms_norm_eps, self.dtype, name="post_attention_layernorm")(x))
+        return x, cache
+
+
+class VocabShard(nn.Module):
+    """This device's rows of a vocabulary-sharded table; used for the embedding and lm_head."""
+
+    rows: int
+    features: int
+    dtype: jnp.dtype
+    param_name: str
+
+    def setup(self):
+        self.table = self.param(self.param_name, nn.initializers.normal(0.02), (self.rows, self.features), self.dtype)
+
+    def first_row(self):
+        """Global vocabulary id of this shard's first row."""
+        return jax.lax.axis_index(MODEL_AXIS) * self.rows
+
+    def lookup(self, ids: jax.Array) -> jax.Array:
+        """ids [b, s] global -> [b, s, e]: each device contributes the rows it owns."""
+        local = ids - self.first_row()
+        owned = (local >= 0) & (local < self.rows)
+        rows = jnp.take(self.table, jnp.clip(local, 0, self.rows - 1), axis=0)
+        return jax.lax.psum(jnp.where(owned[..., None], rows, 0).astype(self.dtype), MODEL_AXIS)
+
+    def logits(self, h: jax.Array, true_vocab: int) -> jax.Array:
+        """h [b, s, e] -> this shard's logits [b, s, v] float32; padded vocabulary is -inf."""
+        out = jnp.einsum("bse,ve->bsv", h, self.table).astype(jnp.float32)
+        ids = self.first_row() + jnp.arange(self.rows)
+        return jnp.where(ids < true_vocab, out, -jnp.inf)
+
+
+class Qwen2Shard(nn.Module):
+    """The whole decoder for one device. ``__call__`` returns vocab-shard logits [b, s, v]."""
+
+    config: Qwen2Config
+    layout: TPLayout
+    dtype: jnp.dtype
+
+    def setup(self):
+        c, lay = self.config, self.layout
+        self.embed_tokens = VocabShard(lay.vocab // lay.tp, c.hidden_size, self.dtype, "embedding")
+        self.layers = [DecoderLayer(c, lay, self.dtype) for _ in range(c.num_hidden_layers)]  # layers_0, layers_1, ...
+        self.norm = RMSNorm(c.rms_norm_eps, self.dtype)
+        if not c.tie_word_embeddings:
+            self.lm_head = VocabShard(lay.vocab // lay.tp, c.hidden_size, self.dtype, "kernel")
+
+    def hidden(self, ids, positions, allowed, caches: Optional[Sequence[KVCache]] = None, cache_index=None):
+        """ids, positions [b, s]; allowed [b, s, t] -> final-norm hidden [b, s, e] and caches."""
+        x = self.embed_tokens.lookup(ids)
+        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, self.dtype)
+        new_caches = []
+        for i, layer in enumerate(self.layers):
+            x, cache = layer(x, cos, sin, allowed, None if caches is None else caches[i], cache_index)
+            new_caches.append(cache)
+        return self.norm(x), new_caches
+
+    def logits(self, h):
+        head = self.embed_tokens if self.config.tie_word_embeddings else self.lm_head
+        return head.logits(h, self.config.vocab_size)
+
+    def __call__(self, ids, positions, allowed, caches=None, cache_index=None):
+        h, caches = self.hidden(ids, positions, allowed, caches, cache_index)
+        return self.logits(h), caches

@@ -1,0 +1,170 @@
+"""Weight loading from Hugging Face safetensors checkpoints.
+
+Each tensor is read from its file (memory-mapped), cast to the requested dtype, mapped to
+the padded tensor-parallel layout (``TPLayout.transform``) and placed straight into its
+``NamedSharding``; only one tensor is ever held in host memory, and every device
+receives only its own shard.
+
+Pickle checkpoints (``*.bin``, ``*.pt``) are refused: loading them executes code.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import struct
+from typing import Dict, Iterator, Tuple
+
+import jax
+import ml_dtypes
+import numpy as np
+
+from .config import Qwen2Config
+from .layout import TPLayout
+from .partitioning import match_rule, named
+
+_ST_DTYPES = {
+    "F32": np.dtype(np.float32),
+    "F16": np.dtype(np.float16),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
+}
+
+DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file or tensor is missing, malformed or of the wrong shape."""
+
+
+def hf_tensors(config: Qwen2Config) -> Iterator[Tuple[str, str, str]]:
+    """(Hugging Face tensor name, Flax parameter path, layout kind) for every parameter."""
+    yield "model.embed_tokens.weight", "embed_tokens/embedding", "vocab_table"
+    for i in range(config.num_hidden_layers):
+        hf, fx = f"model.layers.{i}.", f"layers_{i}/"
+        yield hf + "input_layernorm.weight", fx + "input_layernorm/scale", "norm"
+        yield hf + "post_attention_layernorm.weight", fx + "post_attention_layernorm/scale", "norm"
+        yield hf + "self_attn.q_proj.weight", fx + "self_attn/q_proj/kernel", "q_kernel"
+        yield hf + "self_attn.q_proj.bias", fx + "self_attn/q_proj/bias", "q_bias"
+        for p in ("k", "v"):
+            yield hf + f"self_attn.{p}_proj.weight", fx + f"self_attn/{p}_proj/kernel", "kv_kernel"
+            yield hf + f"self_attn.{p}_proj.bias", fx + f"self_attn/{p}_proj/bias", "kv_bias"
+        yield hf + "self_attn.o_proj.weight", fx + "self_attn/o_proj/kernel", "o_kernel"
+        yield hf + "mlp.gate_proj.weight", fx + "mlp/gate_proj/kernel", "up_kernel"
+        yield hf + "mlp.up_proj.weight", fx + "mlp/up_proj/kernel", "up_kernel"
+        yield hf + "mlp.down_proj.weight", fx + "mlp/down_proj/kernel", "down_kernel"
+    yield "model.norm.weight", "norm/scale", "norm"
+    if not config.tie_word_embeddings:
+        yield "lm_head.weight", "lm_head/kernel", "vocab_table"
+
+
+class SafetensorsFile:
+    """Minimal, validating reader of one ``.safetensors`` file (memory-mapped)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                head = f.read(8)
+                if len(head) < 8:
+                    raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, no header)")
+                (n,) = struct.unpack("<Q", head)
+                if n > size - 8:
+                    raise CheckpointError(f"{path}: truncated or not a safetensors file "
+                                          f"(header of {n} bytes in a {size}-byte file)")
+                header = json.loads(f.read(n))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path}: unreadable safetensors header: {e}") from e
+        header.pop("__metadata__", None)
+        self.entries: Dict[str, dict] = header
+        self.data_start = 8 + n
+        end = max((e["data_offsets"][1] for e in header.values()), default=0)
+        if self.data_start + end > size:
+            raise CheckpointError(f"{path}: truncated file: tensors need {self.data_start + end} bytes, "
+                                  f"the file has {size}")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def read(self, name: str) -> np.ndarray:
+        entry = self.entries[name]
+        dtype = _ST_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise CheckpointError(f"{self.path}: tensor {name!r} has dtype {entry['dtype']}; "
+                                  f"supported: {sorted(_ST_DTYPES)}")
+        begin, end = entry["data_offsets"]
+        shape = tuple(entry["shape"])
+        if end - begin != int(np.prod(shape)) * dtype.itemsize:
+            raise CheckpointError(f"{self.path}: tensor {name!r} has {end - begin} bytes for shape {shape}")
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=self.data_start + begin, shape=shape)
+
+
+class Checkpoint:
+    """The safetensors files of a Hugging Face checkpoint directory, indexed by tensor name."""
+
+    def __init__(self, checkpoint_dir: str):
+        self.dir = checkpoint_dir
+        if not os.path.isdir(checkpoint_dir):
+            raise FileNotFoundError(f"checkpoint directory {checkpoint_dir!r} does not exist")
+        index = os.path.join(checkpoint_dir, "model.safetensors.index.json")
+        single = os.path.join(checkpoint_dir, "model.safetensors")
+        if os.path.isfile(index):
+            try:
+                with open(index, encoding="utf-8") as f:
+                    weight_map = json.load(f)["weight_map"]
+            except (OSError, json.JSONDecodeError, KeyError) as e:
+                raise CheckpointError(f"{index}: unreadable index (needs a 'weight_map'): {e}") from e
+            files = sorted(set(weight_map.values()))
+        elif os.path.isfile(single):
+            weight_map, files = None, ["model.safetensors"]
+        else:
+            pickles = [os.path.basename(p) for pat in ("*.bin", "*.pt", "*.pth")
+                       for p in glob.glob(os.path.join(checkpoint_dir, pat))]
+            if pickles:
+                raise CheckpointError(
+                    f"{checkpoint_dir} holds only pickle weights ({', '.join(sorted(pickles))}); they execute "
+                    f"code when loaded and are refused. Convert them to safetensors, e.g. "
+                    f"AutoModelForCausalLM.from_pretrained(dir).save_pretrained(out_dir) in a trusted environment")
+            raise CheckpointError(f"{checkpoint_dir} has no model.safetensors or model.safetensors.index.json")
+        self.files = {}
+        for name in files:
+            path = os.path.join(checkpoint_dir, name)
+            if not os.path.isfile(path):
+                raise CheckpointError(f"{path} is listed in the index but missing")
+            self.files[name] = SafetensorsFile(path)
+        self.weight_map = weight_map
+
+    def read(self, name: str, shape: tuple) -> np.ndarray:
+        if self.weight_map is not None:
+            fname = self.weight_map.get(name)
+            holder = self.files.get(fname) if fname else None
+        else:
+            holder = self.files["model.safetensors"]
+        if holder is None or name not in holder:
+            where = holder.path if holder else ", ".join(f.path for f in self.files.values())
+            raise CheckpointError(f"tensor {name!r} is missing from the checkpoint (looked in {where})")
+        array = holder.read(name)
+        if tuple(array.shape) != tuple(shape):
+            raise CheckpointError(f"{holder.path}: tensor {name!r} has shape {tuple(array.shape)}, "
+                                  f"expected {tuple(shape)} from config.json")
+        return array
+
+
+def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh, dtype: str):
+    """Read, transform and shard every parameter. Returns the nested Flax params dict."""
+    np_dtype = DTYPES[dtype]
+    ckpt = Checkpoint(checkpoint_dir)
+    params: dict = {}
+    for hf_name, path, kind in hf_tensors(config):
+        host = ckpt.read(hf_name, TPLayout.hf_shape(config, kind))
+        tp = np.ascontiguousarray(layout.transform(kind, np.asarray(host).astype(np_dtype)))
+        sharding = named(mesh, match_rule(path)[1])
+        array = jax.make_array_from_callback(tp.shape, sharding, lambda index, tp=tp: tp[index])
+        node = params
+        *parents, leaf = path.split("/")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = array
+        del host, tp
+    return params
