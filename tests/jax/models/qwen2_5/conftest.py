@@ -1,0 +1,88 @@
+"""Model fixtures: the parametrized device meshes and session-scoped random checkpoints."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from . import random_checkpoint as rc
+from .partitioning import make_mesh
+
+_m = pytest.mark
+# Mesh ids select meshes (`pytest -k mesh_2x4`); marks follow tt-xla's conventions.
+MESH_PARAMS = [
+    pytest.param((1, 1), id="mesh_1x1", marks=[_m.single_device, _m.push]),
+    pytest.param((1, 8), id="mesh_1x8", marks=[_m.tensor_parallel, _m.llmbox, _m.push]),
+    pytest.param((2, 4), id="mesh_2x4", marks=[_m.tensor_parallel, _m.llmbox, _m.push]),
+    pytest.param((1, 32), id="mesh_1x32", marks=[_m.tensor_parallel, _m.galaxy, _m.nightly]),
+    pytest.param((8, 4), id="mesh_8x4", marks=[_m.tensor_parallel, _m.galaxy, _m.nightly]),
+]
+
+
+def mesh_name(mesh) -> str:
+    return "x".join(str(n) for n in mesh.devices.shape)
+
+
+def parallelism(mesh) -> str:
+    batch, model = mesh.devices.shape
+    if batch * model == 1:
+        return "single_device"
+    return "tensor_parallel" if batch == 1 else "data_parallel+tensor_parallel"
+
+
+def build_mesh(config, shape):
+    """The mesh for ``shape`` on the session's platform; skips when devices are short."""
+    platform = config.qwen_platform
+    # On TT the single-device reference runs on the CPU.
+    where = "cpu" if (platform == "tt" and shape == (1, 1)) else platform
+    devices = jax.devices(where)
+    need = shape[0] * shape[1]
+    if len(devices) < need:
+        pytest.skip(f"mesh_{shape[0]}x{shape[1]} needs {need} devices; the {where} platform has {len(devices)}")
+    return make_mesh(shape, devices=devices)
+
+
+@pytest.fixture(params=MESH_PARAMS)
+def mesh(request):
+    return build_mesh(request.config, request.param)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_factory(tmp_path_factory):
+    """``get(name)`` -> (checkpoint_dir, float32 torch model); each geometry built once."""
+    built = {}
+
+    def get(name: str):
+        if name not in built:
+            out = str(tmp_path_factory.mktemp(f"ckpt_{name}"))
+            built[name] = rc.build_checkpoint(out, name, seed=len(built))
+        return built[name]
+
+    return get
+
+
+def left_padded_batch(vocab: int, batch: int = 8, seq: int = 10, seed: int = 0):
+    """Random ids with a different amount of left padding per row (row 0 unpadded)."""
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(0, vocab, size=(batch, seq)).astype(np.int32)
+    mask = np.ones((batch, seq), dtype=np.int32)
+    for row in range(1, batch):
+        mask[row, : (row * 3) % (seq - 1)] = 0
+    ids[mask == 0] = 0
+    return ids, mask
+
+
+@pytest.fixture(scope="session")
+def reference_factory(checkpoint_factory):
+    """``get(name)`` -> (checkpoint_dir, ids, mask, PyTorch float32 logits) for a padded batch."""
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            path, model = checkpoint_factory(name)
+            ids, mask = left_padded_batch(model.config.vocab_size)
+            cache[name] = (path, ids, mask, rc.hf_logits(model, ids, mask))
+        return cache[name]
+
+    return get

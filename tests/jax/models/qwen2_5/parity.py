@@ -1,0 +1,29 @@
+"""Comparison metrics shared by the tests: relative error, argmax agreement, Pearson (PCC)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32_REL_TOL = 1e-4  # max |difference| <= F32_REL_TOL * max |logit|
+BF16_MIN_PCC = 0.99  # tt-xla's default PCC threshold
+
+
+def logits_report(out: np.ndarray, ref: np.ndarray, valid: np.ndarray) -> dict:
+    """Compare logits [b, s, v] on the positions where ``valid`` [b, s] is true."""
+    o = np.asarray(out, dtype=np.float64)[valid]
+    r = np.asarray(ref, dtype=np.float64)[valid]
+    max_abs = float(np.abs(o - r).max())
+    scale = float(np.abs(r).max())
+    return {
+        "max_abs_diff": max_abs,
+        "rel_diff": max_abs / scale,
+        "argmax_agreement": float((o.argmax(-1) == r.argmax(-1)).mean()),
+        "pcc": pcc(o, r),
+        "atol": max_abs,
+    }
+
+
+def pcc(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    return float(np.corrcoef(a, b)[0, 1])

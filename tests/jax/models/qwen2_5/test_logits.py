@@ -1,0 +1,50 @@
+"""Logits parity with the Hugging Face PyTorch model on every mesh, float32 and bfloat16."""
+
+import numpy as np
+import pytest
+
+from . import load_model
+from .compile_count import count_compiles
+from .conftest import mesh_name, parallelism
+from .parity import BF16_MIN_PCC, F32_REL_TOL, logits_report
+
+GEOMETRIES = ["gqa28x4", "tied6x2"]
+
+
+def record(record_property, model_name, mesh, report):
+    record_property("model_name", model_name)
+    record_property("parallelism", parallelism(mesh))
+    record_property("run_mode", "inference")
+    record_property("mesh", mesh_name(mesh))
+    record_property("pcc", report["pcc"])
+    record_property("atol", report["atol"])
+
+
+@pytest.mark.model_test
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_logits_parity(mesh, geometry, dtype, reference_factory, record_property):
+    path, ids, mask, ref = reference_factory(geometry)
+    model = load_model(path, mesh, dtype=dtype)
+    out = np.asarray(model.forward(ids, mask))
+    assert out.shape == ref.shape and out.dtype == np.float32
+
+    report = logits_report(out, ref, mask == 1)
+    record(record_property, f"qwen2_5-random-{geometry}", mesh, report)
+    print(f"\n{geometry} {dtype} mesh_{mesh_name(mesh)}: {report}")
+    if dtype == "float32":
+        assert report["rel_diff"] <= F32_REL_TOL, report
+        assert report["argmax_agreement"] == 1.0, report
+    else:
+        assert report["pcc"] >= BF16_MIN_PCC, report
+
+
+@pytest.mark.model_test
+def test_forward_does_not_recompile(mesh, reference_factory):
+    path, ids, mask, _ = reference_factory("gqa28x4")
+    model = load_model(path, mesh)
+    first = np.asarray(model.forward(ids, mask))
+    with count_compiles() as compiles:
+        again = np.asarray(model.forward(ids[::-1].copy(), mask[::-1].copy()))
+    assert compiles() == 0
+    np.testing.assert_array_equal(again[::-1], first)
