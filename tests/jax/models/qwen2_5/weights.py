@@ -151,6 +151,21 @@ class Checkpoint:
         return array
 
 
+def _insert(tree: dict, path: str, value) -> None:
+    *parents, leaf = path.split("/")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value
+
+
+def param_shapes(config: Qwen2Config, layout: TPLayout, dtype: str = "float32") -> dict:
+    """The padded tensor-parallel parameter tree as ``jax.ShapeDtypeStruct``s (nothing allocated)."""
+    tree: dict = {}
+    for _, path, kind in hf_tensors(config):
+        _insert(tree, path, jax.ShapeDtypeStruct(layout.shape(kind), DTYPES[dtype]))
+    return tree
+
+
 def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh, dtype: str):
     """Read, transform and shard every parameter. Returns the nested Flax params dict."""
     np_dtype = DTYPES[dtype]
@@ -160,11 +175,6 @@ def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh
         host = ckpt.read(hf_name, TPLayout.hf_shape(config, kind))
         tp = np.ascontiguousarray(layout.transform(kind, np.asarray(host).astype(np_dtype)))
         sharding = named(mesh, match_rule(path)[1])
-        array = jax.make_array_from_callback(tp.shape, sharding, lambda index, tp=tp: tp[index])
-        node = params
-        *parents, leaf = path.split("/")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = array
+        _insert(params, path, jax.make_array_from_callback(tp.shape, sharding, lambda index, tp=tp: tp[index]))
         del host, tp
     return params
