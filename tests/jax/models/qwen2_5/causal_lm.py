@@ -50,8 +50,10 @@ class Qwen2TP:
     parameter pytree in the padded tensor-parallel layout.
     """
 
-    def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32"):
+    def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32",
+                 max_cache_length: Optional[int] = None):
         self.config = config
+        self.max_cache_length = _cache_limit(config, max_cache_length)
         self.mesh = mesh
         self.dtype = dtype
         self.layout = TPLayout(config, model_size(mesh))
@@ -94,14 +96,28 @@ class Qwen2TP:
         return generate(self, input_ids, attention_mask, max_new_tokens, eos_token_id)
 
 
-def load_model(checkpoint_dir: str, mesh, dtype: str = "float32") -> Qwen2TP:
+DEFAULT_MAX_CACHE_LENGTH = 4096
+
+
+def _cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
+    limit = min(DEFAULT_MAX_CACHE_LENGTH, config.max_position_embeddings) if requested is None else int(requested)
+    if not 1 <= limit <= config.max_position_embeddings:
+        raise ValueError(f"max_cache_length must be in [1, {config.max_position_embeddings}] "
+                         f"(max_position_embeddings), got {requested}")
+    return limit
+
+
+def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None) -> Qwen2TP:
     """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh``.
 
     The config and the mesh's "model" size are checked before any weight is read.
+    ``max_cache_length`` bounds prompt + generated tokens in ``generate`` (default
+    min(4096, max_position_embeddings)).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     config = Qwen2Config.from_checkpoint(checkpoint_dir)
+    _cache_limit(config, max_cache_length)
     layout = TPLayout(config, model_size(mesh))  # raises with the supported T values
     params = load_params(checkpoint_dir, config, layout, mesh, dtype)
-    return Qwen2TP(config, mesh, params, dtype)
+    return Qwen2TP(config, mesh, params, dtype, max_cache_length)

@@ -1,0 +1,243 @@
+"""Greedy generation with a static, sharded KV cache; the whole loop runs on device.
+
+One jitted program per (batch size, prompt-length bucket, cache length):
+
+1. the prompt is left-padded to its bucket (a power of two, at least 16) and prefilled,
+   writing every layer's keys/values into a preallocated cache
+   [batch, cache_len, kv_slots, head_dim] (KV slots over "model", rows over "batch" when
+   the batch divides) in the model's dtype;
+2. a ``lax.while_loop`` decodes one token per step, writing the cache in place
+   (``dynamic_update_slice``), until ``max_new_tokens`` or every row has emitted EOS.
+
+The cache length is the bucket plus ``max_new_tokens`` rounded up to a multiple of 32, so
+nearby lengths share programs. Greedy selection never gathers the vocabulary: each device
+takes the max and argmax of its vocabulary shard, then a ``pmax`` and a ``pmin`` over
+"model" pick the global winner (ties go to the lowest id, as ``argmax`` does).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from .causal_lm import check_batch, positions_from_mask
+from .model import BATCH_AXIS, MODEL_AXIS, Qwen2Shard
+from .partitioning import batch_axis_for, shard_map
+
+MIN_BUCKET = 16
+NEW_TOKENS_MULTIPLE = 32
+MAX_EOS_IDS = 8  # EOS ids are passed as a fixed-size array so their number never recompiles
+
+
+def prompt_bucket(length: int) -> int:
+    """The padded prompt length: the next power of two, at least ``MIN_BUCKET``."""
+    return max(MIN_BUCKET, 1 << (int(length) - 1).bit_length())
+
+
+def cache_length(bucket: int, max_new_tokens: int) -> int:
+    return bucket + -(-int(max_new_tokens) // NEW_TOKENS_MULTIPLE) * NEW_TOKENS_MULTIPLE
+
+
+# --- per-device pieces (run inside shard_map) ---------------------------------------------
+
+def greedy_token(logits: jax.Array) -> jax.Array:
+    """logits [b, v] of this device's vocabulary shard -> global argmax ids [b] int32."""
+    rows = logits.shape[-1]
+    local_best = jnp.max(logits, axis=-1)
+    local_id = jnp.argmax(logits, axis=-1).astype(jnp.int32) + jax.lax.axis_index(MODEL_AXIS) * rows
+    best = jax.lax.pmax(local_best, MODEL_AXIS)
+    candidate = jnp.where(local_best == best, local_id, jnp.iinfo(jnp.int32).max)
+    return jax.lax.pmin(candidate, MODEL_AXIS)
+
+
+class _Steps:
+    """Prefill and decode for one device, shared by every program below."""
+
+    def __init__(self, module: Qwen2Shard, params, cache_len: int):
+        self.module, self.params, self.cache_len = module, params, cache_len
+
+    def _apply(self, method, *args):
+        return self.module.apply({"params": self.params}, *args, method=method)
+
+    def empty_caches(self, batch: int):
+        lay, c = self.module.layout, self.module.config
+        shape = (batch, self.cache_len, lay.kv_per_device, c.head_dim)  # [b, t, k, d]
+        return [(jnp.zeros(shape, self.module.dtype), jnp.zeros(shape, self.module.dtype))
+                for _ in range(c.num_hidden_layers)]
+
+    def prefill(self, ids, mask):
+        """ids, mask [b, p] -> (last-position logits [b, v], caches, key_mask [b, t], lengths [b])."""
+        b, p = ids.shape
+        key_mask = jnp.zeros((b, self.cache_len), bool).at[:, :p].set(mask == 1)
+        causal = jnp.arange(self.cache_len)[None, :] <= jnp.arange(p)[:, None]  # [s, t]
+        allowed = causal[None] & key_mask[:, None, :]  # [b, s, t]
+        h, caches = self._apply(Qwen2Shard.hidden, ids, positions_from_mask(mask), allowed,
+                                self.empty_caches(b), 0)
+        logits = self._apply(Qwen2Shard.logits, h[:, -1:])[:, 0]
+        return logits, caches, key_mask, jnp.sum(mask, axis=-1)
+
+    def decode(self, caches, key_mask, token, position, slot):
+        """One token per row at cache ``slot`` and RoPE ``position`` [b] -> (logits [b, v], caches, key_mask)."""
+        key_mask = jax.lax.dynamic_update_slice(key_mask, jnp.ones((key_mask.shape[0], 1), bool), (0, slot))
+        h, caches = self._apply(Qwen2Shard.hidden, token[:, None], position[:, None], key_mask[:, None, :],
+                                caches, slot)
+        return self._apply(Qwen2Shard.logits, h)[:, 0], caches, key_mask
+
+
+# --- programs ------------------------------------------------------------------------------
+
+def _generate_program(model, batch_axis, cache_len: int):
+    """Jitted (params, ids [B, p], mask, n_new, eos [MAX_EOS_IDS], pad) -> tokens [B, cache_len - p]."""
+
+    def run(params, ids, mask, n_new, eos, pad):
+        steps = _Steps(model.module, params, cache_len)
+        b, p = ids.shape
+        logits, caches, key_mask, lengths = steps.prefill(ids, mask)
+        token = greedy_token(logits)
+        out = jnp.full((b, cache_len - p), pad, jnp.int32)
+
+        def emit(out, done, token, i):
+            out = jax.lax.dynamic_update_slice(out, jnp.where(done, pad, token)[:, None], (0, i))
+            return out, done | jnp.isin(token, eos)
+
+        out, done = emit(out, jnp.zeros((b,), bool), token, 0)
+
+        def cond(state):
+            i, _, _, _, _, done = state
+            unfinished = jax.lax.psum(jnp.sum(~done), BATCH_AXIS)
+            return (i < n_new) & (unfinished > 0)
+
+        def body(state):
+            i, token, caches, key_mask, out, done = state
+            # the token generated at index i-1 is fed at cache slot p+i-1, RoPE position length+i-1
+            logits, caches, key_mask = steps.decode(caches, key_mask, token, lengths + i - 1, p + i - 1)
+            token = greedy_token(logits)
+            out, done = emit(out, done, token, i)
+            return i + 1, token, caches, key_mask, out, done
+
+        state = (jnp.int32(1), token, caches, key_mask, out, done)
+        return jax.lax.while_loop(cond, body, state)[4]
+
+    row = P(batch_axis, None)
+    fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, P(), P(), P()), out_specs=row)
+    return jax.jit(fn)
+
+
+def _program(model, key, build):
+    cache = model.__dict__.setdefault("_generation_programs", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def prepare_prompts(model, input_ids, attention_mask, max_new_tokens: int):
+    """Validate and left-pad prompts to their bucket; returns (ids, mask, cache_len)."""
+    ids, mask = check_batch(model.config, input_ids, attention_mask)
+    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    bucket = prompt_bucket(ids.shape[1])
+    total = cache_length(bucket, max_new_tokens)
+    if total > model.max_cache_length:
+        raise ValueError(
+            f"a prompt of {ids.shape[1]} tokens (bucket {bucket}) plus max_new_tokens={max_new_tokens} needs "
+            f"{total} cache positions; the model's cache holds {model.max_cache_length} "
+            f"(load_model(..., max_cache_length=N) raises it up to max_position_embeddings="
+            f"{model.config.max_position_embeddings})")
+    pad = bucket - ids.shape[1]
+    ids = np.pad(ids, ((0, 0), (pad, 0)))
+    mask = np.pad(mask, ((0, 0), (pad, 0)))
+    return ids, mask, total
+
+
+def eos_ids(model, eos_token_id) -> tuple:
+    if eos_token_id is None:
+        eos = model.config.eos_token_ids()
+    elif isinstance(eos_token_id, (int, np.integer)):
+        eos = (int(eos_token_id),)
+    else:
+        eos = tuple(int(e) for e in eos_token_id)
+    if len(eos) > MAX_EOS_IDS:
+        raise ValueError(f"at most {MAX_EOS_IDS} EOS ids are supported, got {len(eos)}")
+    bad = [e for e in eos if not 0 <= e < model.config.vocab_size]
+    if bad:
+        raise ValueError(f"EOS ids {bad} are outside the vocabulary [0, {model.config.vocab_size})")
+    return eos
+
+
+def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32,
+             eos_token_id: Optional[int | Sequence[int]] = None) -> np.ndarray:
+    """Greedy tokens [batch, max_new_tokens] int32.
+
+    ``eos_token_id``: an id or ids that end a row (None: the checkpoint's ``eos_token_id``;
+    ``()``: never stop early). After a row's EOS the rest of the row is the pad id
+    (``pad_token_id`` from config.json, else the first EOS id).
+    """
+    ids, mask, total = prepare_prompts(model, input_ids, attention_mask, max_new_tokens)
+    eos = eos_ids(model, eos_token_id)
+    pad = model.config.pad_token_id
+    if pad is None:
+        pad = eos[0] if eos else 0
+    eos_arr = np.full((MAX_EOS_IDS,), -1, np.int32)
+    eos_arr[: len(eos)] = eos
+    batch_axis = batch_axis_for(model.mesh, ids.shape[0])
+    fn = _program(model, ("generate", batch_axis, total), lambda: _generate_program(model, batch_axis, total))
+    out = fn(model.params, ids, mask, np.int32(max_new_tokens), eos_arr, np.int32(pad))
+    return np.asarray(out)[:, :max_new_tokens]
+
+
+# --- programs for tests: teacher-forced decoding and a single decode step -----------------
+
+def _forced_program(model, batch_axis, cache_len: int):
+    def run(params, ids, mask, forced):
+        steps = _Steps(model.module, params, cache_len)
+        p = ids.shape[1]
+        logits, caches, key_mask, lengths = steps.prefill(ids, mask)
+
+        def body(carry, i):
+            caches, key_mask = carry
+            logits, caches, key_mask = steps.decode(caches, key_mask, forced[:, i], lengths + i, p + i)
+            return (caches, key_mask), logits
+
+        _, rest = jax.lax.scan(body, (caches, key_mask), jnp.arange(forced.shape[1]))
+        return jnp.concatenate([logits[:, None], jnp.swapaxes(rest, 0, 1)], axis=1)  # [b, n+1, v]
+
+    row = P(batch_axis, None)
+    fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, row),
+                   out_specs=P(batch_axis, None, MODEL_AXIS))
+    vocab = model.config.vocab_size
+    return jax.jit(lambda *a: fn(*a)[..., :vocab])
+
+
+def cached_step_logits(model, input_ids, attention_mask, forced_tokens) -> np.ndarray:
+    """Logits [batch, n+1, vocab]: after prefill, then after each forced token through the cache."""
+    forced = np.asarray(forced_tokens, np.int32)
+    ids, mask, total = prepare_prompts(model, input_ids, attention_mask, forced.shape[1] + 1)
+    batch_axis = batch_axis_for(model.mesh, ids.shape[0])
+    fn = _program(model, ("forced", batch_axis, total), lambda: _forced_program(model, batch_axis, total))
+    return np.asarray(fn(model.params, ids, mask, forced))
+
+
+def decode_step_lowered(model, batch: int, cache_len: int):
+    """The jitted single decode step (cache write, attention, greedy pick), lowered for inspection."""
+    batch_axis = batch_axis_for(model.mesh, batch)
+
+    def run(params, caches, key_mask, token, position, slot):
+        steps = _Steps(model.module, params, cache_len)
+        logits, caches, key_mask = steps.decode(caches, key_mask, token, position, slot)
+        return greedy_token(logits), caches
+
+    cache_spec = P(batch_axis, None, MODEL_AXIS, None)
+    caches_spec = [(cache_spec, cache_spec)] * model.config.num_hidden_layers
+    row = P(batch_axis)
+    fn = jax.jit(shard_map(run, model.mesh,
+                           in_specs=(model.param_specs, caches_spec, P(batch_axis, None), row, row, P()),
+                           out_specs=(row, caches_spec)), donate_argnums=(1,))
+    lay, c = model.layout, model.config
+    cache = jax.ShapeDtypeStruct((batch, cache_len, lay.kv_slots, c.head_dim), model.module.dtype)
+    return fn.lower(model.params, [(cache, cache)] * c.num_hidden_layers,
+                    jax.ShapeDtypeStruct((batch, cache_len), bool), jax.ShapeDtypeStruct((batch,), jnp.int32),
+                    jax.ShapeDtypeStruct((batch,), jnp.int32), jax.ShapeDtypeStruct((), jnp.int32))
