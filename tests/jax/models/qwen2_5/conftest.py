@@ -56,7 +56,7 @@ def checkpoint_factory(tmp_path_factory):
     def get(name: str):
         if name not in built:
             out = str(tmp_path_factory.mktemp(f"ckpt_{name}"))
-            built[name] = rc.build_checkpoint(out, name, seed=len(built))
+            built[name] = rc.build_checkpoint(out, name, seed=list(rc.GEOMETRIES).index(name))
         return built[name]
 
     return get

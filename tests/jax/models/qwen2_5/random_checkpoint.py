@@ -18,11 +18,11 @@ GEOMETRIES = {
     # Qwen2.5-7B's head layout (28 query / 4 KV heads, groups of 7), tiny head_dim.
     "gqa28x4": dict(vocab_size=1001, hidden_size=224, intermediate_size=300, num_hidden_layers=2,
                     num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False,
-                    config_style="v5"),
+                    initializer_range=0.1, config_style="v5"),
     # Tied embeddings, head_dim given explicitly (6 * 16 != hidden 88), 4.x-style config.json.
     "tied6x2": dict(vocab_size=777, hidden_size=88, head_dim=16, intermediate_size=130, num_hidden_layers=3,
                     num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=True,
-                    config_style="v4"),
+                    initializer_range=0.1, config_style="v4"),
     # The real Qwen2.5-7B geometry, 2 layers and a reduced vocabulary.
     "qwen2_5_7b_2layers": dict(vocab_size=1003, hidden_size=3584, intermediate_size=18944, num_hidden_layers=2,
                                num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False,
