@@ -3,9 +3,11 @@
 One jitted program per (batch size, prompt-length bucket, cache length):
 
 1. the prompt is left-padded to its bucket (a power of two, at least 16) and prefilled,
-   writing every layer's keys/values into a preallocated cache
-   [batch, cache_len, kv_slots, head_dim] (KV slots over "model", rows over "batch" when
-   the batch divides) in the model's dtype;
+   writing every layer's keys/values into a preallocated cache of batch x cache_len x
+   kv_slots x head_dim per layer (KV slots over "model", rows over "batch" when the batch
+   divides) in the model's dtype. It is stored heads-major, [batch, kv_slots, cache_len,
+   head_dim], so each head's keys are contiguous: attention over the cache then runs as
+   plain batched matrix products (about 2x faster on the CPU than [batch, cache_len, ...]);
 2. a ``lax.while_loop`` decodes one token per step, writing the cache in place
    (``dynamic_update_slice``), until ``max_new_tokens`` or every row has emitted EOS.
 
@@ -65,7 +67,7 @@ class _Steps:
 
     def empty_caches(self, batch: int):
         lay, c = self.module.layout, self.module.config
-        shape = (batch, self.cache_len, lay.kv_per_device, c.head_dim)  # [b, t, k, d]
+        shape = (batch, lay.kv_per_device, self.cache_len, c.head_dim)  # [b, k, t, d]
         return [(jnp.zeros(shape, self.module.dtype), jnp.zeros(shape, self.module.dtype))
                 for _ in range(c.num_hidden_layers)]
 
@@ -230,14 +232,14 @@ def decode_step_lowered(model, batch: int, cache_len: int):
         logits, caches, key_mask = steps.decode(caches, key_mask, token, position, slot)
         return greedy_token(logits), caches
 
-    cache_spec = P(batch_axis, None, MODEL_AXIS, None)
+    cache_spec = P(batch_axis, MODEL_AXIS, None, None)
     caches_spec = [(cache_spec, cache_spec)] * model.config.num_hidden_layers
     row = P(batch_axis)
     fn = jax.jit(shard_map(run, model.mesh,
                            in_specs=(model.param_specs, caches_spec, P(batch_axis, None), row, row, P()),
                            out_specs=(row, caches_spec)), donate_argnums=(1,))
     lay, c = model.layout, model.config
-    cache = jax.ShapeDtypeStruct((batch, cache_len, lay.kv_slots, c.head_dim), model.module.dtype)
+    cache = jax.ShapeDtypeStruct((batch, lay.kv_slots, cache_len, c.head_dim), model.module.dtype)
     return fn.lower(model.params, [(cache, cache)] * c.num_hidden_layers,
                     jax.ShapeDtypeStruct((batch, cache_len), bool), jax.ShapeDtypeStruct((batch,), jnp.int32),
                     jax.ShapeDtypeStruct((batch,), jnp.int32), jax.ShapeDtypeStruct((), jnp.int32))

@@ -148,6 +148,8 @@ class TPLayout:
             return self._pad_axis(hf.T, 0, self.intermediate)
         if kind == "vocab_table":   # [V, E] -> [V', E]
             return self._pad_axis(hf, 0, self.vocab)
+        if kind == "lm_head_kernel":  # [V, E] -> [E, V']
+            return self._pad_axis(hf.T, 1, self.vocab)
         if kind == "norm":          # [E]
             return hf
         raise KeyError(f"unknown tensor kind {kind!r}")
@@ -165,6 +167,7 @@ class TPLayout:
             "up_kernel": (e, self.intermediate),
             "down_kernel": (self.intermediate, e),
             "vocab_table": (self.vocab, e),
+            "lm_head_kernel": (e, self.vocab),
             "norm": (e,),
         }[kind]
 
@@ -182,5 +185,6 @@ class TPLayout:
             "up_kernel": (c.intermediate_size, e),
             "down_kernel": (e, c.intermediate_size),
             "vocab_table": (c.vocab_size, e),
+            "lm_head_kernel": (c.vocab_size, e),
             "norm": (e,),
         }[kind]

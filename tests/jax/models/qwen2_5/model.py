@@ -27,7 +27,7 @@ from .layout import TPLayout
 MODEL_AXIS = "model"
 BATCH_AXIS = "batch"
 
-KVCache = Tuple[jax.Array, jax.Array]  # ([b, t, k, d], [b, t, k, d]) for one layer
+KVCache = Tuple[jax.Array, jax.Array]  # (keys, values), each [b, k, t, d], for one layer
 
 
 def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype) -> Tuple[jax.Array, jax.Array]:
@@ -86,20 +86,22 @@ class Attention(nn.Module):
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
 
+        k = k.transpose(0, 2, 1, 3)  # [b, k, s, d]: each head's keys contiguous
+        v = v.transpose(0, 2, 1, 3)  # [b, k, s, d]
         if cache is not None:
-            cache_k, cache_v = cache
-            start = (0, cache_index, 0, 0)
+            cache_k, cache_v = cache  # [b, k, t, d]
+            start = (0, 0, cache_index, 0)
             cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), start)
             cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), start)
-            k, v = cache_k, cache_v  # [b, t, k, d]
+            k, v = cache_k, cache_v  # [b, k, t, d]
             cache = (cache_k, cache_v)
 
         g = self.q_heads // self.kv_heads
         q = q.reshape(b, s, self.kv_heads, g, d)  # [b, s, k, g, d]
-        scores = jnp.einsum("bskgd,btkd->bkgst", q, k).astype(jnp.float32) * (d ** -0.5)
+        scores = jnp.einsum("bskgd,bktd->bkgst", q, k).astype(jnp.float32) * (d ** -0.5)
         scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)  # [b, k, g, s, t]
-        out = jnp.einsum("bkgst,btkd->bskgd", probs, v).reshape(b, s, self.q_heads * d)
+        out = jnp.einsum("bkgst,bktd->bskgd", probs, v).reshape(b, s, self.q_heads * d)
         out = proj(c.hidden_size, "o_proj", False)(out)  # partial sum over this device's heads
         return jax.lax.psum(out, MODEL_AXIS), cache
 
@@ -136,33 +138,49 @@ class DecoderLayer(nn.Module):
         return x, cache
 
 
-class VocabShard(nn.Module):
-    """This device's rows of a vocabulary-sharded table; used for the embedding and lm_head."""
+def vocab_ids(rows: int) -> jax.Array:
+    """Global vocabulary ids of this device's ``rows`` vocabulary entries."""
+    return jax.lax.axis_index(MODEL_AXIS) * rows + jnp.arange(rows)
+
+
+def mask_padded_vocab(logits: jax.Array, true_vocab: int) -> jax.Array:
+    """logits [..., v] of this shard as float32, padded vocabulary entries at -inf."""
+    ids = vocab_ids(logits.shape[-1])
+    return jnp.where(ids < true_vocab, logits.astype(jnp.float32), -jnp.inf)
+
+
+class Embedding(nn.Module):
+    """This device's rows [v, e] of the vocabulary-sharded embedding table."""
 
     rows: int
     features: int
     dtype: jnp.dtype
-    param_name: str
 
     def setup(self):
-        self.table = self.param(self.param_name, nn.initializers.normal(0.02), (self.rows, self.features), self.dtype)
+        self.embedding = self.param("embedding", nn.initializers.normal(0.02), (self.rows, self.features), self.dtype)
 
-    def first_row(self):
-        """Global vocabulary id of this shard's first row."""
-        return jax.lax.axis_index(MODEL_AXIS) * self.rows
-
-    def lookup(self, ids: jax.Array) -> jax.Array:
-        """ids [b, s] global -> [b, s, e]: each device contributes the rows it owns."""
-        local = ids - self.first_row()
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        """ids [b, s] global -> [b, s, e]: each device contributes the rows it owns, then psum."""
+        local = ids - jax.lax.axis_index(MODEL_AXIS) * self.rows
         owned = (local >= 0) & (local < self.rows)
-        rows = jnp.take(self.table, jnp.clip(local, 0, self.rows - 1), axis=0)
+        rows = jnp.take(self.embedding, jnp.clip(local, 0, self.rows - 1), axis=0)
         return jax.lax.psum(jnp.where(owned[..., None], rows, 0).astype(self.dtype), MODEL_AXIS)
 
-    def logits(self, h: jax.Array, true_vocab: int) -> jax.Array:
-        """h [b, s, e] -> this shard's logits [b, s, v] float32; padded vocabulary is -inf."""
-        out = jnp.einsum("bse,ve->bsv", h, self.table).astype(jnp.float32)
-        ids = self.first_row() + jnp.arange(self.rows)
-        return jnp.where(ids < true_vocab, out, -jnp.inf)
+    def attend(self, h: jax.Array) -> jax.Array:
+        """Tied lm_head: h [b, s, e] -> this shard's logits [b, s, v]."""
+        return jnp.einsum("bse,ve->bsv", h, self.embedding)
+
+
+class LMHead(nn.Module):
+    """Untied lm_head, column-parallel over the vocabulary: kernel [e, v] (this shard)."""
+
+    rows: int
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.normal(0.02), (h.shape[-1], self.rows), self.dtype)
+        return jnp.einsum("bse,ev->bsv", h, kernel)
 
 
 class Qwen2Shard(nn.Module):
@@ -174,15 +192,15 @@ class Qwen2Shard(nn.Module):
 
     def setup(self):
         c, lay = self.config, self.layout
-        self.embed_tokens = VocabShard(lay.vocab // lay.tp, c.hidden_size, self.dtype, "embedding")
+        self.embed_tokens = Embedding(lay.vocab // lay.tp, c.hidden_size, self.dtype)
         self.layers = [DecoderLayer(c, lay, self.dtype) for _ in range(c.num_hidden_layers)]  # layers_0, layers_1, ...
         self.norm = RMSNorm(c.rms_norm_eps, self.dtype)
         if not c.tie_word_embeddings:
-            self.lm_head = VocabShard(lay.vocab // lay.tp, c.hidden_size, self.dtype, "kernel")
+            self.lm_head = LMHead(lay.vocab // lay.tp, self.dtype)
 
     def hidden(self, ids, positions, allowed, caches: Optional[Sequence[KVCache]] = None, cache_index=None):
         """ids, positions [b, s]; allowed [b, s, t] -> final-norm hidden [b, s, e] and caches."""
-        x = self.embed_tokens.lookup(ids)
+        x = self.embed_tokens(ids)
         cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, self.dtype)
         new_caches = []
         for i, layer in enumerate(self.layers):
@@ -191,8 +209,12 @@ class Qwen2Shard(nn.Module):
         return self.norm(x), new_caches
 
     def logits(self, h):
-        head = self.embed_tokens if self.config.tie_word_embeddings else self.lm_head
-        return head.logits(h, self.config.vocab_size)
+        """h [b, s, e] -> this shard's logits [b, s, v] float32 (padded vocabulary at -inf)."""
+        if self.config.tie_word_embeddings:
+            out = self.embed_tokens.attend(h)
+        else:
+            out = self.lm_head(h)
+        return mask_padded_vocab(out, self.config.vocab_size)
 
     def __call__(self, ids, positions, allowed, caches=None, cache_index=None):
         h, caches = self.hidden(ids, positions, allowed, caches, cache_index)

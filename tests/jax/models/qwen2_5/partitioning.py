@@ -29,7 +29,7 @@ PARTITION_RULES = (
     ("gate_up_kernel", r"^layers_\d+/mlp/(gate|up)_proj/kernel$", P(None, MODEL_AXIS)),  # [E, I']
     ("down_kernel", r"^layers_\d+/mlp/down_proj/kernel$", P(MODEL_AXIS, None)),          # [I', E]
     ("norm", r"^(layers_\d+/(input|post_attention)_layernorm|norm)/scale$", P()),        # [E]
-    ("lm_head", r"^lm_head/kernel$", P(MODEL_AXIS, None)),                               # [V', E]
+    ("lm_head", r"^lm_head/kernel$", P(None, MODEL_AXIS)),                               # [E, V']
 )
 
 

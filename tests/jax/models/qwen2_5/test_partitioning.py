@@ -24,6 +24,7 @@ QWEN2_5_7B = {
 INTENDED_RULE = {
     "q_kernel": "qkv_kernel", "kv_kernel": "qkv_kernel", "q_bias": "qkv_bias", "kv_bias": "qkv_bias",
     "o_kernel": "o_kernel", "up_kernel": "gate_up_kernel", "down_kernel": "down_kernel", "norm": "norm",
+    "vocab_table": "embedding", "lm_head_kernel": "lm_head",
 }
 
 
@@ -38,7 +39,7 @@ def test_every_parameter_matches_its_intended_rule(name):
     seen = set()
     for _, path, kind in hf_tensors(config):
         rule, _ = match_rule(path)  # raises when zero or several rules match
-        intended = INTENDED_RULE.get(kind) or ("embedding" if path.startswith("embed_tokens") else "lm_head")
+        intended = INTENDED_RULE[kind]
         assert rule == intended, (path, rule, intended)
         seen.add(rule)
     expected_rules = {r[0] for r in PARTITION_RULES} - ({"lm_head"} if config.tie_word_embeddings else set())

@@ -55,7 +55,7 @@ def hf_tensors(config: Qwen2Config) -> Iterator[Tuple[str, str, str]]:
         yield hf + "mlp.down_proj.weight", fx + "mlp/down_proj/kernel", "down_kernel"
     yield "model.norm.weight", "norm/scale", "norm"
     if not config.tie_word_embeddings:
-        yield "lm_head.weight", "lm_head/kernel", "vocab_table"
+        yield "lm_head.weight", "lm_head/kernel", "lm_head_kernel"
 
 
 class SafetensorsFile:
