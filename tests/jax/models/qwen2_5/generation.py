@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from .causal_lm import check_batch, positions_from_mask
-from .model import BATCH_AXIS, MODEL_AXIS, Qwen2Shard
+from .model import MODEL_AXIS, Qwen2Shard
 from .partitioning import batch_axis_for, shard_map
 
 MIN_BUCKET = 16
@@ -46,8 +46,10 @@ def cache_length(bucket: int, max_new_tokens: int) -> int:
 
 # --- per-device pieces (run inside shard_map) ---------------------------------------------
 
-def greedy_token(logits: jax.Array) -> jax.Array:
+def greedy_token(logits: jax.Array, tp: int) -> jax.Array:
     """logits [b, v] of this device's vocabulary shard -> global argmax ids [b] int32."""
+    if tp == 1:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     rows = logits.shape[-1]
     local_best = jnp.max(logits, axis=-1)
     local_id = jnp.argmax(logits, axis=-1).astype(jnp.int32) + jax.lax.axis_index(MODEL_AXIS) * rows
@@ -99,7 +101,7 @@ def _generate_program(model, batch_axis, cache_len: int):
         steps = _Steps(model.module, params, cache_len)
         b, p = ids.shape
         logits, caches, key_mask, lengths = steps.prefill(ids, mask)
-        token = greedy_token(logits)
+        token = greedy_token(logits, model.layout.tp)
         out = jnp.full((b, cache_len - p), pad, jnp.int32)
 
         def emit(out, done, token, i):
@@ -109,15 +111,16 @@ def _generate_program(model, batch_axis, cache_len: int):
         out, done = emit(out, jnp.zeros((b,), bool), token, 0)
 
         def cond(state):
+            # Each batch shard stops on its own rows; the "model" group of a shard holds the
+            # same rows, so its collectives always run the same number of steps.
             i, _, _, _, _, done = state
-            unfinished = jax.lax.psum(jnp.sum(~done), BATCH_AXIS)
-            return (i < n_new) & (unfinished > 0)
+            return (i < n_new) & ~jnp.all(done)
 
         def body(state):
             i, token, caches, key_mask, out, done = state
             # the token generated at index i-1 is fed at cache slot p+i-1, RoPE position length+i-1
             logits, caches, key_mask = steps.decode(caches, key_mask, token, lengths + i - 1, p + i - 1)
-            token = greedy_token(logits)
+            token = greedy_token(logits, model.layout.tp)
             out, done = emit(out, done, token, i)
             return i + 1, token, caches, key_mask, out, done
 
@@ -230,7 +233,7 @@ def decode_step_lowered(model, batch: int, cache_len: int):
     def run(params, caches, key_mask, token, position, slot):
         steps = _Steps(model.module, params, cache_len)
         logits, caches, key_mask = steps.decode(caches, key_mask, token, position, slot)
-        return greedy_token(logits), caches
+        return greedy_token(logits, model.layout.tp), caches
 
     cache_spec = P(batch_axis, MODEL_AXIS, None, None)
     caches_spec = [(cache_spec, cache_spec)] * model.config.num_hidden_layers
