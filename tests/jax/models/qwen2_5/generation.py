@@ -2,7 +2,8 @@
 
 One jitted program per (batch size, prompt-length bucket, cache length):
 
-1. the prompt is left-padded to its bucket (a power of two, at least 16) and prefilled,
+1. the prompt is left-padded to its bucket (a power of two from 16 to 512, then a multiple
+   of 512) and prefilled,
    writing every layer's keys/values into a preallocated cache of batch x cache_len x
    kv_slots x head_dim per layer (KV slots over "model", rows over "batch" when the batch
    divides) in the model's dtype. It is stored heads-major, [batch, kv_slots, cache_len,
@@ -35,9 +36,16 @@ NEW_TOKENS_MULTIPLE = 32
 MAX_EOS_IDS = 8  # EOS ids are passed as a fixed-size array so their number never recompiles
 
 
+LARGE_BUCKET = 512
+
+
 def prompt_bucket(length: int) -> int:
-    """The padded prompt length: the next power of two, at least ``MIN_BUCKET``."""
-    return max(MIN_BUCKET, 1 << (int(length) - 1).bit_length())
+    """The padded prompt length: the next power of two (at least ``MIN_BUCKET``) up to
+    ``LARGE_BUCKET``, then the next multiple of ``LARGE_BUCKET`` (bounded padding waste)."""
+    length = int(length)
+    if length > LARGE_BUCKET:
+        return -(-length // LARGE_BUCKET) * LARGE_BUCKET
+    return max(MIN_BUCKET, 1 << (length - 1).bit_length())
 
 
 def cache_length(bucket: int, max_new_tokens: int) -> int:

@@ -113,3 +113,19 @@ def hf_logits(model, input_ids, attention_mask):
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         return model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float().numpy()
+
+
+def build_chat_checkpoint(out_dir: str, texts, geometry: str = "gqa28x4", seed: int = 0):
+    """A random checkpoint with a real tokenizer (byte-level BPE trained on ``texts``, Qwen's special
+    tokens and a chat template) saved beside it. Returns (checkpoint_dir, torch model, tokenizer)."""
+    from .random_tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(texts)
+    geo = dict(GEOMETRIES[geometry], vocab_size=len(tokenizer))
+    model = random_model(geo, seed, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         max_position_embeddings=4096)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    save_checkpoint(model, out_dir, geo.get("config_style", "v5"))
+    tokenizer.save_pretrained(out_dir)
+    return out_dir, model, tokenizer
