@@ -3,17 +3,20 @@
     python -m tests.jax.models.qwen2_5.bench [--meshes 1x1,1x8,2x4] [--dtype float32] ...
 
 Builds one random checkpoint, then in the same run measures, after warm-up and as the
-median of ``--runs`` runs (JAX first: PyTorch's OpenMP threads left spinning after its
-runs would otherwise slow JAX's): decode throughput (new tokens per second over the decode
+median of ``--runs`` runs, each backend and mesh in its own process (so PyTorch's thread
+pools and unneeded fake devices do not slow the others): decode throughput (new tokens per second over the decode
 phase), end-to-end throughput, time to first token (a 1-token generate) and compile time.
-Prints each JAX figure with its ratio to PyTorch's.
+Prints each JAX figure with its ratio to PyTorch's. "warm-up s" is the extra time of the
+first calls: compilation for JAX, first-call overhead for PyTorch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +35,13 @@ def parse_args(argv=None):
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--meshes", default="1x1,1x8,2x4", help="comma-separated BxM mesh shapes")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5, help="timed runs per process (median)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds of every backend, each in a fresh process (median of rounds)")
     p.add_argument("--platform", choices=("auto", "cpu", "tt"), default="cpu")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    p.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -57,72 +64,112 @@ def median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    shapes = mesh_shapes(args.meshes)
+def _inputs(args):
+    import numpy as np
+
+    ids = np.random.RandomState(0).randint(0, args.vocab, size=(args.batch, args.prompt)).astype(np.int32)
+    return ids, np.ones_like(ids)
+
+
+def _measure(generate, args) -> dict:
+    """Times ``generate(k)`` for k = new_tokens and k = 1 (time to first token)."""
+    b, n = args.batch, args.new_tokens
+    t = time.perf_counter()
+    generate(n)
+    generate(1)
+    first_calls = time.perf_counter() - t
+    total = median_time(lambda: generate(n), args.runs)
+    ttft = median_time(lambda: generate(1), args.runs)
+    return {"decode": b * (n - 1) / (total - ttft), "e2e": b * n / total, "ttft": ttft,
+            "warmup": max(0.0, first_calls - total - ttft)}
+
+
+def worker_jax(args) -> dict:
+    """One mesh in its own process, with exactly the devices it needs."""
+    a, m = mesh_shapes(args.meshes)[0]
     if args.platform in ("cpu", "auto"):
-        need = max(a * b for a, b in shapes)
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={need}")
+                                   f" --xla_force_host_platform_device_count={a * m}")
         if args.platform == "cpu":
             os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
-    import numpy as np
-    import torch
 
     from . import load_model, make_mesh
+
+    ids, mask = _inputs(args)
+    mesh = make_mesh((a, m), platform=None if args.platform == "auto" else args.platform)
+    model = load_model(args.checkpoint, mesh, dtype=args.dtype)
+    result = _measure(lambda k: model.generate(ids, mask, k, eos_token_id=()), args)
+    result["platform"] = jax.devices()[0].platform
+    return result
+
+
+def worker_torch(args) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ids, mask = _inputs(args)
+    model = AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=getattr(torch, args.dtype)).eval()
+    tids, tmask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+    def generate(k):
+        with torch.no_grad():
+            return model.generate(input_ids=tids, attention_mask=tmask, do_sample=False, max_new_tokens=k,
+                                  min_new_tokens=k, pad_token_id=0)
+
+    result = _measure(generate, args)
+    result["threads"] = torch.get_num_threads()
+    return result
+
+
+def _run_worker(kind: str, args, checkpoint: str, mesh: str = "1x1") -> dict:
+    cmd = [sys.executable, "-m", __spec__.name if __spec__ else "tests.jax.models.qwen2_5.bench",
+           "--worker", kind, "--checkpoint", checkpoint, "--meshes", mesh, "--platform", args.platform,
+           "--dtype", args.dtype, "--runs", str(args.runs), "--batch", str(args.batch), "--prompt", str(args.prompt),
+           "--new-tokens", str(args.new_tokens), "--vocab", str(args.vocab)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"benchmark worker {kind} {mesh} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        result = worker_jax(args) if args.worker == "jax" else worker_torch(args)
+        print("RESULT " + json.dumps(result))
+        return 0
+    shapes = mesh_shapes(args.meshes)
     from . import random_checkpoint as rc
 
     geometry = dict(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
                     num_hidden_layers=args.layers, num_attention_heads=args.heads,
                     num_key_value_heads=args.kv_heads, tie_word_embeddings=False)
-    rng = np.random.RandomState(0)
-    ids = rng.randint(0, args.vocab, size=(args.batch, args.prompt)).astype(np.int32)
-    mask = np.ones_like(ids)
-    b, n = args.batch, args.new_tokens
     print(f"config: hidden {args.hidden}, {args.layers} layers, {args.heads}/{args.kv_heads} heads, vocab "
-          f"{args.vocab}, {args.dtype}; batch {b}, prompt {args.prompt}, {n} new tokens; median of {args.runs}")
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), {os.cpu_count()} cores")
-
-    rows = []
+          f"{args.vocab}, {args.dtype}; batch {args.batch}, prompt {args.prompt}, {args.new_tokens} new tokens; "
+          f"median of {args.runs} runs x {args.rounds} interleaved rounds, each backend and mesh in its own "
+          f"process; {os.cpu_count()} cores")
+    jobs = ([] if args.no_torch else [("pytorch", "-")]) + [("jax", f"{a}x{m}") for a, m in shapes]
+    results = {job: [] for job in jobs}
     with tempfile.TemporaryDirectory() as tmp:
-        path, hf = rc.build_checkpoint(tmp, geometry, seed=0)
-        if args.dtype == "bfloat16":
-            hf = hf.to(torch.bfloat16)
-        for shape in shapes:
-            mesh = make_mesh(shape, platform=None if args.platform == "auto" else args.platform)
-            model = load_model(path, mesh, dtype=args.dtype)
-            t = time.perf_counter()
-            model.generate(ids, mask, n, eos_token_id=())
-            model.generate(ids, mask, 1, eos_token_id=())
-            first_calls = time.perf_counter() - t
-            total = median_time(lambda: model.generate(ids, mask, n, eos_token_id=()), args.runs)
-            ttft = median_time(lambda: model.generate(ids, mask, 1, eos_token_id=()), args.runs)
-            compile_s = first_calls - total - ttft
-            rows.append(("jax", f"{shape[0]}x{shape[1]}", b * (n - 1) / (total - ttft), b * n / total, ttft, compile_s))
+        rc.build_checkpoint(tmp, geometry, seed=0)
+        for _ in range(args.rounds):  # interleaved, so slow phases of a shared machine hit every backend
+            for name, mesh_id in jobs:
+                kind = "torch" if name == "pytorch" else "jax"
+                results[(name, mesh_id)].append(_run_worker(kind, args, tmp, mesh_id if kind == "jax" else "1x1"))
+    rows = [(name, mesh_id, {k: statistics.median(r[k] for r in results[(name, mesh_id)])
+                             for k in ("decode", "e2e", "ttft", "warmup")}) for name, mesh_id in jobs]
+    torch_result = None if args.no_torch else rows[0][2]
 
-        torch_decode = None
-        if not args.no_torch:
-            tids, tmask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
-
-            def torch_gen(k):
-                with torch.no_grad():
-                    return hf.generate(input_ids=tids, attention_mask=tmask, do_sample=False, max_new_tokens=k,
-                                       min_new_tokens=k, pad_token_id=0)
-
-            torch_gen(n)  # warm-up
-            total = median_time(lambda: torch_gen(n), args.runs)
-            ttft = median_time(lambda: torch_gen(1), args.runs)
-            torch_decode = b * (n - 1) / (total - ttft)
-            rows.insert(0, ("pytorch", "-", torch_decode, b * n / total, ttft, 0.0))
-
-    header = f"{'backend':8} {'mesh':5} {'decode tok/s':>13} {'vs torch':>9} {'e2e tok/s':>10} {'TTFT ms':>8} {'compile s':>9}"
+    header = (f"{'backend':8} {'mesh':5} {'decode tok/s':>13} {'vs torch':>9} {'e2e tok/s':>10} {'TTFT ms':>8} "
+              f"{'warm-up s':>9}")
     print(header)
     print("-" * len(header))
-    for name, mesh_id, decode, e2e, ttft, compile_s in rows:
-        ratio = f"{decode / torch_decode:8.2f}x" if torch_decode else "      n/a"
-        print(f"{name:8} {mesh_id:5} {decode:13.1f} {ratio:>9} {e2e:10.1f} {ttft * 1e3:8.1f} {compile_s:9.2f}")
+    for name, mesh_id, r in rows:
+        ratio = f"{r['decode'] / torch_result['decode']:8.2f}x" if torch_result else "      n/a"
+        print(f"{name:8} {mesh_id:5} {r['decode']:13.1f} {ratio:>9} {r['e2e']:10.1f} {r['ttft'] * 1e3:8.1f} "
+              f"{r['warmup']:9.2f}")
     return 0
 
 
