@@ -17,6 +17,7 @@ pytestmark = pytest.mark.gsm8k
 
 # --- answer extraction ------------------------------------------------------------------------
 
+@pytest.mark.cpu
 @pytest.mark.parametrize("text, expected", [
     ("so the total is \\boxed{18}.", "18"),
     ("\\boxed{3} first, then \\boxed{\\$1,450,000.00}", "1450000"),         # last box, $ and commas
@@ -37,6 +38,7 @@ def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
+@pytest.mark.cpu
 @pytest.mark.parametrize("completion, gold, correct", [
     ("\\boxed{18.00}", "...\n#### 18", True),
     ("The answer is 1,450,000", "...\n#### 1,450,000", True),
@@ -49,6 +51,7 @@ def test_is_correct(completion, gold, correct):
     assert is_correct(completion, gold) is correct
 
 
+@pytest.mark.cpu
 def test_gold_without_final_answer_raises():
     with pytest.raises(ValueError, match="no final '#### N'"):
         is_correct("18", "she has 18 apples")
@@ -62,6 +65,7 @@ def write_lines(tmp_path, lines, name="test.jsonl"):
     return str(path)
 
 
+@pytest.mark.cpu
 def test_malformed_line_names_file_and_line(tmp_path):
     good = json.dumps({"question": "q", "answer": "a\n#### 1"})
     path = write_lines(tmp_path, [good, good, "{not json"])
@@ -69,6 +73,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
         read_jsonl(path, "test")
 
 
+@pytest.mark.cpu
 def test_missing_gold_names_file_and_line(tmp_path):
     path = write_lines(tmp_path, [json.dumps({"question": "q", "answer": "a\n#### 1"}),
                                   json.dumps({"question": "q", "answer": "just 5"})])
@@ -76,6 +81,7 @@ def test_missing_gold_names_file_and_line(tmp_path):
         read_jsonl(path, "test")
 
 
+@pytest.mark.cpu
 def test_data_sources(tmp_path):
     row = json.dumps({"question": "q", "answer": "a <<2*3=6>>6\n#### 6"})
     single = write_lines(tmp_path, [row] * 3, "mine.jsonl")
@@ -87,6 +93,7 @@ def test_data_sources(tmp_path):
     assert len(select(load_split("test", single), 2)) == 2 and len(select(load_split("test", single), "all")) == 3
 
 
+@pytest.mark.cpu
 def test_fewshot_prompt():
     train = [Problem(f"train-{i}", f"Q{i}?", f"Step <<{i}*2={2 * i}>>{2 * i}.\n#### {2 * i}", str(2 * i))
              for i in range(10)]

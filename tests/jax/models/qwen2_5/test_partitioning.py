@@ -20,6 +20,8 @@ QWEN2_5_7B = {
     "use_sliding_window": False, "vocab_size": 152064,
 }
 
+pytestmark = pytest.mark.cpu  # host-side checks: shapes and specs, nothing is allocated
+
 # The rule each parameter role must land on (written independently of the regexes).
 INTENDED_RULE = {
     "q_kernel": "qkv_kernel", "kv_kernel": "qkv_kernel", "q_bias": "qkv_bias", "kv_bias": "qkv_bias",
