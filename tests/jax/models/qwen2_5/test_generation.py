@@ -145,3 +145,22 @@ def test_decode_step_collectives_on_1x8(request, hf_generation):
     # greedy selection: pmax of the shard maxima, pmin of the winning ids
     assert sorted(selection) == ["f32[4]", "s32[4]"], ops
     assert len(ops) == len(activation) + len(selection), ops
+
+
+def test_generate_rejects_bad_input(checkpoint_factory):
+    path = checkpoint_factory("gqa28x4")[0]
+    model = load_model(path, make_mesh((1, 1)), max_cache_length=64)
+    ids = np.ones((2, 20), np.int32)
+    with pytest.raises(ValueError, match=r"a prompt of 40 tokens \(bucket 64\) plus max_new_tokens=8 needs 96 cache "
+                                         r"positions; the model's cache holds 64"):
+        model.generate(np.ones((2, 40), np.int32), None, 8)
+    with pytest.raises(ValueError, match="empty"):
+        model.generate(np.zeros((0, 5), np.int32), None, 8)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.generate(ids * 5000, None, 8)
+    with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
+        model.generate(ids, None, 0)
+    with pytest.raises(ValueError, match="EOS ids \\[5000\\] are outside the vocabulary"):
+        model.generate(ids, None, 8, eos_token_id=5000)
+    with pytest.raises(ValueError, match="max_cache_length must be in"):
+        load_model(path, make_mesh((1, 1)), max_cache_length=10**9)
