@@ -43,12 +43,16 @@ def read_jsonl(path: str, split: str) -> List[Problem]:
             if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
                     or not isinstance(row.get("answer"), str):
                 raise GSM8KFormatError(f"{where}: expected an object with string 'question' and 'answer'")
-            try:
-                gold = gold_answer(row["answer"])
-            except ValueError as e:
-                raise GSM8KFormatError(f"{where}: the answer lacks its final '#### N'") from e
-            problems.append(Problem(f"{split}-{len(problems):04d}", row["question"], row["answer"], gold))
+            problems.append(_problem(split, len(problems), row, where))
     return problems
+
+
+def _problem(split: str, index: int, row: dict, where: str) -> Problem:
+    try:
+        gold = gold_answer(row["answer"])
+    except ValueError as e:
+        raise GSM8KFormatError(f"{where}: the answer lacks its final '#### N'") from e
+    return Problem(f"{split}-{index:04d}", row["question"], row["answer"], gold)
 
 
 def resolve_path(path: Optional[str], split: str) -> Optional[str]:
@@ -85,14 +89,7 @@ def load_split(split: str = "test", path: Optional[str] = None) -> List[Problem]
         raise GSM8KUnavailable(
             f"GSM8K is not available: no --gsm8k-path / {ENV_VAR} was given and the Hugging Face dataset "
             f"{HF_DATASET[0]} ({HF_DATASET[1]}) could not be loaded ({type(e).__name__}: {str(e)[:200]})") from e
-    problems = []
-    for i, row in enumerate(rows):
-        try:
-            gold = gold_answer(row["answer"])
-        except ValueError as e:
-            raise GSM8KFormatError(f"{HF_DATASET[0]} {split} row {i}: the answer lacks its final '#### N'") from e
-        problems.append(Problem(f"{split}-{i:04d}", row["question"], row["answer"], gold))
-    return problems
+    return [_problem(split, i, row, f"{HF_DATASET[0]} {split} row {i}") for i, row in enumerate(rows)]
 
 
 def select(problems: List[Problem], samples) -> List[Problem]:
