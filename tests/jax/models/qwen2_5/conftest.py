@@ -31,6 +31,19 @@ def parallelism(mesh) -> str:
     return "tensor_parallel" if batch == 1 else "data_parallel+tensor_parallel"
 
 
+def record_model(record_property, model_name: str, mesh, report: dict = None, **extra) -> None:
+    """tt-xla's test properties: model name, parallelism, run mode, mesh, and pcc/atol when measured."""
+    record_property("model_name", model_name)
+    record_property("parallelism", parallelism(mesh))
+    record_property("run_mode", "inference")
+    record_property("mesh", mesh_name(mesh))
+    if report is not None:
+        record_property("pcc", report["pcc"])
+        record_property("atol", report["atol"])
+    for key, value in extra.items():
+        record_property(key, value)
+
+
 def build_mesh(config, shape):
     """The mesh for ``shape`` on the session's platform; skips when devices are short."""
     platform = config.qwen_platform

@@ -8,7 +8,7 @@ import pytest
 
 from . import load_model, make_mesh
 from .compile_count import count_compiles
-from .conftest import left_padded_batch, mesh_name
+from .conftest import left_padded_batch, mesh_name, record_model
 from .generation import cached_step_logits, decode_step_lowered
 from .parity import F32_REL_TOL, logits_report
 
@@ -56,7 +56,7 @@ def hf_generation(checkpoint_factory):
     return path, ids, mask, eos, hf_generate(eos)
 
 
-def test_cached_decoding_equals_full_recomputation(mesh, hf_generation):
+def test_cached_decoding_equals_full_recomputation(mesh, hf_generation, record_property):
     path, ids, mask, eos, expected = hf_generation
     model = load_model(path, mesh)
     forced = expected[:, :8]
@@ -65,6 +65,7 @@ def test_cached_decoding_equals_full_recomputation(mesh, hf_generation):
                                     np.concatenate([mask, np.ones_like(forced)], 1)))
     s = ids.shape[1]
     report = logits_report(stepwise, full[:, s - 1: s + 8], np.ones(stepwise.shape[:2], bool))
+    record_model(record_property, "qwen2_5-random-gqa28x4-decode", mesh, report)
     assert report["rel_diff"] <= F32_REL_TOL and report["argmax_agreement"] == 1.0, report
 
 
@@ -75,8 +76,9 @@ def test_greedy_tokens_equal_pytorch_generate(mesh, hf_generation, record_proper
     assert tokens.shape == (4, NEW_TOKENS) and tokens.dtype == np.int32
     stopped = [r for r in range(4) if eos in expected[r, :-1]]
     assert stopped and len(stopped) < 4, "the test needs a row that stops early and one that does not"
+    record_model(record_property, "qwen2_5-random-gqa28x4-generate", mesh,
+                 token_agreement=float((tokens == expected).mean()))
     np.testing.assert_array_equal(tokens, expected)
-    record_property("mesh", mesh_name(mesh))
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +94,7 @@ def test_bfloat16_tokens_match_single_device(mesh, hf_generation, bf16_reference
     ref_model, ref_tokens = bf16_reference
     tokens = load_model(path, mesh, dtype="bfloat16").generate(ids, mask, NEW_TOKENS, eos_token_id=())
     diverged = [r for r in range(len(tokens)) if (tokens[r] != ref_tokens[r]).any()]
-    outcome = "identical"
+    flips = []
     for r in diverged:
         k = int(np.argmax(tokens[r] != ref_tokens[r]))
         # the 1x1 logits at the first divergence, fed the common prefix
@@ -100,9 +102,10 @@ def test_bfloat16_tokens_match_single_device(mesh, hf_generation, bf16_reference
         gap = abs(float(logits[tokens[r, k]] - logits[ref_tokens[r, k]]))
         bound = 2.0 ** -6 * float(np.abs(logits).max())  # a few bfloat16 ulps of the largest logit
         assert gap <= bound, f"row {r} step {k}: gap {gap} exceeds bfloat16 rounding {bound}"
-        outcome = f"near-tie flip (row {r}, step {k}, gap {gap:.4g} <= {bound:.4g})"
+        flips.append(f"row {r} step {k} gap {gap:.4g} <= {bound:.4g}")
+    outcome = "identical" if not flips else "near-tie flips: " + "; ".join(flips)
     print(f"\nbfloat16 mesh_{mesh_name(mesh)}: {outcome}")
-    record_property("bf16_outcome", outcome)
+    record_model(record_property, "qwen2_5-random-gqa28x4-generate-bf16", mesh, bf16_outcome=outcome)
 
 
 def test_generation_compiles_once_per_bucket(mesh, hf_generation):

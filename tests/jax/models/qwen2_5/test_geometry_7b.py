@@ -8,7 +8,7 @@ import pytest
 
 from . import load_model
 from . import random_checkpoint as rc
-from .conftest import build_mesh, left_padded_batch, mesh_name, parallelism
+from .conftest import build_mesh, left_padded_batch, mesh_name, record_model
 from .parity import F32_REL_TOL, logits_report
 
 pytestmark = [pytest.mark.large, pytest.mark.model_test, pytest.mark.tensor_parallel, pytest.mark.nightly]
@@ -33,12 +33,7 @@ def test_qwen2_5_7b_geometry_logits(request, shape, geometry_7b, record_property
     model = load_model(path, mesh, dtype="float32")
     out = np.asarray(model.forward(ids, mask))
     report = logits_report(out, ref, mask == 1)
-    record_property("model_name", "qwen2_5-7b-geometry-2layers")
-    record_property("parallelism", parallelism(mesh))
-    record_property("run_mode", "inference")
-    record_property("mesh", mesh_name(mesh))
-    record_property("pcc", report["pcc"])
-    record_property("atol", report["atol"])
+    record_model(record_property, "qwen2_5-7b-geometry-2layers", mesh, report)
     print(f"\n7B geometry mesh_{mesh_name(mesh)}: {report}")
     del model
     gc.collect()

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from . import load_model
-from .conftest import build_mesh, mesh_name, parallelism
+from .conftest import build_mesh, mesh_name, record_model
 from .gsm8k import extract_answer, is_correct
 from .gsm8k.data import GSM8KFormatError, GSM8KUnavailable, Problem, load_split, read_jsonl, select
 from .gsm8k.evaluate import Settings, evaluate, summary_line, write_report
@@ -145,11 +145,9 @@ def run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, dtype, 
     out = os.path.join(gsm8k_report_dir(cfg), f"gsm8k-{label}-{protocol.name}-{dtype}-mesh_{mesh_name(mesh)}.json")
     write_report(report, out)
     print("\n" + summary_line(report))
-    for key, value in (("model_name", f"qwen2_5-{label}"), ("parallelism", parallelism(mesh)),
-                       ("run_mode", "inference"), ("mesh", mesh_name(mesh)), ("gsm8k_accuracy", report["accuracy"]),
-                       ("gsm8k_reference_accuracy", report["reference"]["accuracy"]),
-                       ("gsm8k_agreement", report["reference"]["answer_agreement"]), ("report", out)):
-        request.node.user_properties.append((key, value))
+    record_model(lambda k, v: request.node.user_properties.append((k, v)), f"qwen2_5-{label}-gsm8k", mesh,
+                 gsm8k_accuracy=report["accuracy"], gsm8k_reference_accuracy=report["reference"]["accuracy"],
+                 gsm8k_agreement=report["reference"]["answer_agreement"], report_path=out)
     return report
 
 

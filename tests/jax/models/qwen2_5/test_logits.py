@@ -5,19 +5,10 @@ import pytest
 
 from . import load_model
 from .compile_count import count_compiles
-from .conftest import mesh_name, parallelism
+from .conftest import mesh_name, record_model
 from .parity import BF16_MIN_PCC, F32_REL_TOL, logits_report
 
 GEOMETRIES = ["gqa28x4", "tied6x2"]
-
-
-def record(record_property, model_name, mesh, report):
-    record_property("model_name", model_name)
-    record_property("parallelism", parallelism(mesh))
-    record_property("run_mode", "inference")
-    record_property("mesh", mesh_name(mesh))
-    record_property("pcc", report["pcc"])
-    record_property("atol", report["atol"])
 
 
 @pytest.mark.model_test
@@ -30,7 +21,7 @@ def test_logits_parity(mesh, geometry, dtype, reference_factory, record_property
     assert out.shape == ref.shape and out.dtype == np.float32
 
     report = logits_report(out, ref, mask == 1)
-    record(record_property, f"qwen2_5-random-{geometry}", mesh, report)
+    record_model(record_property, f"qwen2_5-random-{geometry}", mesh, report, dtype=dtype)
     print(f"\n{geometry} {dtype} mesh_{mesh_name(mesh)}: {report}")
     if dtype == "float32":
         assert report["rel_diff"] <= F32_REL_TOL, report
