@@ -39,6 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=3,
                    help="interleaved rounds of every backend, each in a fresh process (median of rounds)")
     p.add_argument("--platform", choices=("auto", "cpu", "tt"), default="cpu")
+    p.add_argument("--loop", choices=("device", "host"), default=None,
+                   help="JAX greedy loop: one on-device program, or host-driven steps (default: by platform)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     p.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help=argparse.SUPPRESS)
@@ -99,7 +101,7 @@ def worker_jax(args) -> dict:
     ids, mask = _inputs(args)
     mesh = make_mesh((a, m), platform=None if args.platform == "auto" else args.platform)
     model = load_model(args.checkpoint, mesh, dtype=args.dtype)
-    result = _measure(lambda k: model.generate(ids, mask, k, eos_token_id=()), args)
+    result = _measure(lambda k: model.generate(ids, mask, k, eos_token_id=(), loop=args.loop), args)
     result["platform"] = jax.devices()[0].platform
     return result
 
@@ -126,7 +128,7 @@ def _run_worker(kind: str, args, checkpoint: str, mesh: str = "1x1") -> dict:
     cmd = [sys.executable, "-m", __spec__.name if __spec__ else "tests.jax.models.qwen2_5.bench",
            "--worker", kind, "--checkpoint", checkpoint, "--meshes", mesh, "--platform", args.platform,
            "--dtype", args.dtype, "--runs", str(args.runs), "--batch", str(args.batch), "--prompt", str(args.prompt),
-           "--new-tokens", str(args.new_tokens), "--vocab", str(args.vocab)]
+           "--new-tokens", str(args.new_tokens), "--vocab", str(args.vocab)] + (["--loop", args.loop] if args.loop else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:

@@ -90,10 +90,10 @@ class Qwen2TP:
     __call__ = forward
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 32,
-                 eos_token_id: Optional[int] = None) -> np.ndarray:
+                 eos_token_id=None, loop: Optional[str] = None) -> np.ndarray:
         """Greedy tokens [batch, max_new_tokens] int32 (see ``generation.py``)."""
         from .generation import generate
-        return generate(self, input_ids, attention_mask, max_new_tokens, eos_token_id)
+        return generate(self, input_ids, attention_mask, max_new_tokens, eos_token_id, loop)
 
 
 DEFAULT_MAX_CACHE_LENGTH = 4096

@@ -181,14 +181,27 @@ def eos_ids(model, eos_token_id) -> tuple:
     return eos
 
 
+LOOPS = ("device", "host")
+
+
+def default_loop(model) -> str:
+    """``device`` (one program with a ``while`` loop) except on Tenstorrent, whose compiler gained
+    ``stablehlo.while`` only recently: there the host drives one decode-step program per token."""
+    return "host" if model.mesh.devices.flat[0].platform == "tt" else "device"
+
+
 def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32,
-             eos_token_id: Optional[int | Sequence[int]] = None) -> np.ndarray:
+             eos_token_id: Optional[int | Sequence[int]] = None, loop: Optional[str] = None) -> np.ndarray:
     """Greedy tokens [batch, max_new_tokens] int32.
 
     ``eos_token_id``: an id or ids that end a row (None: the checkpoint's ``eos_token_id``;
     ``()``: never stop early). After a row's EOS the rest of the row is the pad id
-    (``pad_token_id`` from config.json, else the first EOS id).
+    (``pad_token_id`` from config.json, else the first EOS id). ``loop``: ``"device"`` or
+    ``"host"`` (see ``default_loop``); both give the same tokens.
     """
+    loop = loop or default_loop(model)
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
     ids, mask, total = prepare_prompts(model, input_ids, attention_mask, max_new_tokens)
     eos = eos_ids(model, eos_token_id)
     pad = model.config.pad_token_id
@@ -197,6 +210,8 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32,
     eos_arr = np.full((MAX_EOS_IDS,), -1, np.int32)
     eos_arr[: len(eos)] = eos
     batch_axis = batch_axis_for(model.mesh, ids.shape[0])
+    if loop == "host":
+        return generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, total)
     fn = _program(model, ("generate", batch_axis, total), lambda: _generate_program(model, batch_axis, total))
     out = fn(model.params, ids, mask, np.int32(max_new_tokens), eos_arr, np.int32(pad))
     return np.asarray(out)[:, :max_new_tokens]
@@ -234,23 +249,66 @@ def cached_step_logits(model, input_ids, attention_mask, forced_tokens) -> np.nd
     return np.asarray(fn(model.params, ids, mask, forced))
 
 
-def decode_step_lowered(model, batch: int, cache_len: int):
-    """The jitted single decode step (cache write, attention, greedy pick), lowered for inspection."""
-    batch_axis = batch_axis_for(model.mesh, batch)
+def _cache_specs(model, batch_axis):
+    spec = P(batch_axis, MODEL_AXIS, None, None)  # [b, k, t, d]: rows over "batch", KV slots over "model"
+    return [(spec, spec)] * model.config.num_hidden_layers
+
+
+def _prefill_program(model, batch_axis, cache_len: int):
+    """Jitted (params, ids, mask) -> (first tokens [B], caches, key_mask [B, t], lengths [B])."""
+
+    def run(params, ids, mask):
+        steps = _Steps(model.module, params, cache_len)
+        logits, caches, key_mask, lengths = steps.prefill(ids, mask)
+        return greedy_token(logits, model.layout.tp), caches, key_mask, lengths
+
+    row, vec = P(batch_axis, None), P(batch_axis)
+    return jax.jit(shard_map(run, model.mesh, in_specs=(model.param_specs, row, row),
+                             out_specs=(vec, _cache_specs(model, batch_axis), row, vec)))
+
+
+def _step_program(model, batch_axis, cache_len: int):
+    """Jitted single decode step (cache write, attention, greedy pick); caches and key mask donated.
+    (params, caches, key_mask, token [B], position [B], slot) -> (token, caches, key_mask)."""
 
     def run(params, caches, key_mask, token, position, slot):
         steps = _Steps(model.module, params, cache_len)
         logits, caches, key_mask = steps.decode(caches, key_mask, token, position, slot)
-        return greedy_token(logits, model.layout.tp), caches
+        return greedy_token(logits, model.layout.tp), caches, key_mask
 
-    cache_spec = P(batch_axis, MODEL_AXIS, None, None)
-    caches_spec = [(cache_spec, cache_spec)] * model.config.num_hidden_layers
-    row = P(batch_axis)
-    fn = jax.jit(shard_map(run, model.mesh,
-                           in_specs=(model.param_specs, caches_spec, P(batch_axis, None), row, row, P()),
-                           out_specs=(row, caches_spec)), donate_argnums=(1,))
+    caches, row, vec = _cache_specs(model, batch_axis), P(batch_axis, None), P(batch_axis)
+    return jax.jit(shard_map(run, model.mesh, in_specs=(model.param_specs, caches, row, vec, vec, P()),
+                             out_specs=(vec, caches, row)), donate_argnums=(1, 2))
+
+
+def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, cache_len) -> np.ndarray:
+    """The greedy loop driven from the host: a prefill program, then one decode-step program per
+    token with the cache donated between steps. For backends without ``while`` support."""
+    prefill = _program(model, ("prefill", batch_axis, cache_len), lambda: _prefill_program(model, batch_axis, cache_len))
+    step = _program(model, ("step", batch_axis, cache_len), lambda: _step_program(model, batch_axis, cache_len))
+    token, caches, key_mask, lengths = prefill(model.params, ids, mask)
+    lengths = np.asarray(lengths)
+    out = np.full((ids.shape[0], max_new_tokens), pad, np.int32)
+    done = np.zeros(ids.shape[0], bool)
+    p = ids.shape[1]
+    for i in range(max_new_tokens):
+        if i:
+            token, caches, key_mask = step(model.params, caches, key_mask, token,
+                                           (lengths + i - 1).astype(np.int32), np.int32(p + i - 1))
+        host = np.asarray(token)
+        out[:, i] = np.where(done, pad, host)
+        done |= np.isin(host, eos)
+        if done.all():
+            break
+    return out
+
+
+def decode_step_lowered(model, batch: int, cache_len: int):
+    """The decode-step program of ``generate(loop="host")``, lowered for inspection."""
+    batch_axis = batch_axis_for(model.mesh, batch)
     lay, c = model.layout, model.config
     cache = jax.ShapeDtypeStruct((batch, lay.kv_slots, cache_len, c.head_dim), model.module.dtype)
-    return fn.lower(model.params, [(cache, cache)] * c.num_hidden_layers,
-                    jax.ShapeDtypeStruct((batch, cache_len), bool), jax.ShapeDtypeStruct((batch,), jnp.int32),
-                    jax.ShapeDtypeStruct((batch,), jnp.int32), jax.ShapeDtypeStruct((), jnp.int32))
+    vec = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    return _step_program(model, batch_axis, cache_len).lower(
+        model.params, [(cache, cache)] * c.num_hidden_layers, jax.ShapeDtypeStruct((batch, cache_len), bool),
+        vec, vec, jax.ShapeDtypeStruct((), jnp.int32))

@@ -69,14 +69,15 @@ def test_cached_decoding_equals_full_recomputation(mesh, hf_generation, record_p
     assert report["rel_diff"] <= F32_REL_TOL and report["argmax_agreement"] == 1.0, report
 
 
-def test_greedy_tokens_equal_pytorch_generate(mesh, hf_generation, record_property):
+@pytest.mark.parametrize("loop", ["device", "host"])
+def test_greedy_tokens_equal_pytorch_generate(mesh, loop, hf_generation, record_property):
     path, ids, mask, eos, expected = hf_generation
     model = load_model(path, mesh)
-    tokens = model.generate(ids, mask, NEW_TOKENS, eos_token_id=eos)
+    tokens = model.generate(ids, mask, NEW_TOKENS, eos_token_id=eos, loop=loop)
     assert tokens.shape == (4, NEW_TOKENS) and tokens.dtype == np.int32
     stopped = [r for r in range(4) if eos in expected[r, :-1]]
     assert stopped and len(stopped) < 4, "the test needs a row that stops early and one that does not"
-    record_model(record_property, "qwen2_5-random-gqa28x4-generate", mesh,
+    record_model(record_property, f"qwen2_5-random-gqa28x4-generate-{loop}-loop", mesh,
                  token_agreement=float((tokens == expected).mean()))
     np.testing.assert_array_equal(tokens, expected)
 
@@ -165,5 +166,7 @@ def test_generate_rejects_bad_input(checkpoint_factory):
         model.generate(ids, None, 0)
     with pytest.raises(ValueError, match="EOS ids \\[5000\\] are outside the vocabulary"):
         model.generate(ids, None, 8, eos_token_id=5000)
+    with pytest.raises(ValueError, match="loop must be one of"):
+        model.generate(ids, None, 8, loop="python")
     with pytest.raises(ValueError, match="max_cache_length must be in"):
         load_model(path, make_mesh((1, 1)), max_cache_length=10**9)
