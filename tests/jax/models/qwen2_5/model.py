@@ -6,7 +6,7 @@ KV heads of this device, ``vocab_shard`` rows of the vocabulary, ``mlp_shard`` M
 columns. Communication is explicit and limited to Megatron's pattern: one ``psum`` over
 "model" after the attention output projection and one after the MLP down projection per
 layer, plus one for the vocabulary-sharded embedding lookup. With T = 1 every ``psum``
-is a no-op and this is the plain single-device model.
+is skipped and this is the plain single-device model.
 
 Letters in shape comments: b batch, s query positions, t key positions, e hidden,
 n query heads (local), k KV heads (local), g query heads per KV head, d head_dim,

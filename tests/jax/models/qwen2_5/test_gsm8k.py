@@ -140,9 +140,10 @@ def run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, dtype, 
     report = evaluate(model, path, tokenizer, problems, settings, train, reference=True, cache_dir=cache_dir,
                       rerun_reference=cfg.getoption("--gsm8k-rerun-reference"), mesh=mesh_name(mesh))
     report["label"] = label
-    from conftest import gsm8k_report_dir
-
-    out = os.path.join(gsm8k_report_dir(cfg), f"gsm8k-{label}-{protocol.name}-{dtype}-mesh_{mesh_name(mesh)}.json")
+    report_dir = cfg.getoption("--gsm8k-report-dir")
+    if not os.path.isabs(report_dir):
+        report_dir = os.path.join(str(cfg.rootpath), report_dir)
+    out = os.path.join(report_dir, f"gsm8k-{label}-{protocol.name}-{dtype}-mesh_{mesh_name(mesh)}.json")
     write_report(report, out)
     print("\n" + summary_line(report))
     record_model(lambda k, v: request.node.user_properties.append((k, v)), f"qwen2_5-{label}-gsm8k", mesh,
