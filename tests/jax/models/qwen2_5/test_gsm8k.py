@@ -206,3 +206,29 @@ def test_gsm8k_real_checkpoint_accuracy(request, mesh, gsm8k_splits):
     tolerance = request.config.getoption("--gsm8k-tolerance")
     assert gap <= tolerance, (f"accuracy {report['accuracy']:.1f}% vs PyTorch {report['reference']['accuracy']:.1f}% "
                               f"differs by {gap:.1f} points (> {tolerance})")
+
+
+@pytest.mark.model_test
+@pytest.mark.single_device
+def test_reference_run_is_cached_and_keyed(gsm8k_splits, gsm8k_random_checkpoint, tmp_path):
+    """The PyTorch reference is reused for the same key, recomputed on request or when a key part changes."""
+    from . import make_mesh
+
+    path, tokenizer = gsm8k_random_checkpoint
+    test, _ = gsm8k_splits
+    model = load_model(path, make_mesh((1, 1)))
+    protocol = choose("chat", tokenizer)
+
+    def run(problems, max_new_tokens=16, rerun=False):
+        settings = Settings(protocol, max_new_tokens, 2, "float32")
+        return evaluate(model, path, tokenizer, problems, settings, reference=True, cache_dir=str(tmp_path),
+                        rerun_reference=rerun)["reference"]
+
+    first = run(test[:2])
+    assert not first["cached"] and os.path.isfile(first["cache_file"])
+    again = run(test[:2])
+    assert again["cached"] and again["cache_file"] == first["cache_file"]
+    assert not run(test[:2], rerun=True)["cached"]           # forced rerun
+    assert not run(test[:2], max_new_tokens=17)["cached"]    # other max_new_tokens
+    assert not run(test[1:3])["cached"]                      # other problem ids
+    assert len(os.listdir(tmp_path)) == 3
