@@ -52,8 +52,12 @@ def main(argv=None) -> int:
     shape = _mesh_shape(args.mesh)
     platform = args.platform
     if platform == "auto":
-        import importlib.util
-        platform = "tt" if importlib.util.find_spec("pjrt_plugin_tt") else "cpu"
+        import importlib.metadata
+        try:
+            importlib.metadata.distribution("pjrt-plugin-tt")
+            platform = "tt"
+        except importlib.metadata.PackageNotFoundError:
+            platform = "cpu"
     if platform == "cpu":  # fake host devices, before JAX starts its backend
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={shape[0] * shape[1]}")
