@@ -4,13 +4,11 @@
 Tenstorrent PJRT plugin (``pjrt-plugin-tt``) is installed, else ``cpu``. On ``cpu`` the
 suite creates 32 fake host devices; that has to happen before JAX starts its backend, so
 it is done here in ``pytest_configure`` (which also runs in every pytest-xdist worker)
-and nothing in this file imports JAX at module level.
+and nothing in this file imports JAX at module level (see ``devices.py``).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import glob
 import json
 import os
@@ -63,46 +61,17 @@ def pytest_addoption(parser):
     _add_option(parser, "--perf-id", action="store", default=None, help="(tt-xla) performance run id")
 
 
-def tt_plugin_installed() -> bool:
-    """True when the Tenstorrent PJRT plugin (distribution ``pjrt-plugin-tt``) is installed."""
-    try:
-        importlib.metadata.distribution("pjrt-plugin-tt")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return importlib.util.find_spec("pjrt_plugin_tt") is not None
-
-
-def resolve_platform(choice: str) -> str:
-    if choice == "auto":
-        return "tt" if tt_plugin_installed() else "cpu"
-    if choice == "tt" and not tt_plugin_installed():
-        raise pytest.UsageError("--platform tt needs the Tenstorrent PJRT plugin: pip install pjrt-plugin-tt")
-    return choice
-
-
-def _set_fake_cpu_devices(count: int) -> None:
-    flag = f"--xla_force_host_platform_device_count={count}"
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
-    os.environ["XLA_FLAGS"] = " ".join(flags + [flag])
-    import jax  # imported only now, after the flag is in the environment
-
-    try:
-        jax.config.update("jax_num_cpu_devices", count)
-    except (AttributeError, RuntimeError, ValueError):
-        pass  # older jax without the option, or a backend already started (the mesh fixture then skips)
-
-
 def pytest_configure(config):
     config.qwen_session_start = time.time()
-    platform = resolve_platform(config.getoption("--platform"))
+    # Imports jax (and the package) but does not start a backend, so the flags still apply.
+    from tests.jax.models.qwen2_5.devices import prepare_platform, resolve_platform
+
+    try:
+        platform = resolve_platform(config.getoption("--platform"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from e
     config.qwen_platform = platform
-    if platform == "cpu":
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        _set_fake_cpu_devices(FAKE_CPU_DEVICES)
-    else:
-        # TT devices for the meshes; one CPU device for the single-device reference.
-        os.environ.setdefault("JAX_PLATFORMS", "tt,cpu")
-        _set_fake_cpu_devices(1)
+    prepare_platform(platform, FAKE_CPU_DEVICES)
 
 
 def pytest_report_header(config):

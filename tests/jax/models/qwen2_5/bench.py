@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from .devices import parse_mesh, prepare_platform, resolve_platform
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,13 +50,10 @@ def parse_args(argv=None):
 
 
 def mesh_shapes(text: str):
-    shapes = []
-    for item in text.split(","):
-        a, _, b = item.strip().partition("x")
-        if not (a.isdigit() and b.isdigit()):
-            raise SystemExit(f"bad mesh {item!r}: use BxM, e.g. 2x4")
-        shapes.append((int(a), int(b)))
-    return shapes
+    try:
+        return [parse_mesh(item) for item in text.split(",")]
+    except ValueError as e:
+        raise SystemExit(f"--meshes: {e}") from e
 
 
 def median_time(fn, runs: int) -> float:
@@ -89,17 +88,14 @@ def _measure(generate, args) -> dict:
 def worker_jax(args) -> dict:
     """One mesh in its own process, with exactly the devices it needs."""
     a, m = mesh_shapes(args.meshes)[0]
-    if args.platform in ("cpu", "auto"):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={a * m}")
-        if args.platform == "cpu":
-            os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    platform = resolve_platform(args.platform)
+    prepare_platform(platform, a * m)
     import jax
 
     from . import load_model, make_mesh
 
     ids, mask = _inputs(args)
-    mesh = make_mesh((a, m), platform=None if args.platform == "auto" else args.platform)
+    mesh = make_mesh((a, m), platform=platform)
     model = load_model(args.checkpoint, mesh, dtype=args.dtype)
     result = _measure(lambda k: model.generate(ids, mask, k, eos_token_id=(), loop=args.loop), args)
     result["platform"] = jax.devices()[0].platform

@@ -40,28 +40,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _mesh_shape(text: str):
-    a, _, b = text.partition("x")
-    if not (a.isdigit() and b.isdigit()):
-        raise SystemExit(f"--mesh must look like 2x4, got {text!r}")
-    return int(a), int(b)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    shape = _mesh_shape(args.mesh)
-    platform = args.platform
-    if platform == "auto":
-        import importlib.metadata
-        try:
-            importlib.metadata.distribution("pjrt-plugin-tt")
-            platform = "tt"
-        except importlib.metadata.PackageNotFoundError:
-            platform = "cpu"
-    if platform == "cpu":  # fake host devices, before JAX starts its backend
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={shape[0] * shape[1]}")
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from ..devices import parse_mesh, prepare_platform, resolve_platform
+
+    try:
+        shape = parse_mesh(args.mesh)
+        platform = resolve_platform(args.platform)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from e
+    prepare_platform(platform, shape[0] * shape[1])  # fake host devices, before JAX starts its backend
 
     from .. import load_model, make_mesh
     from .data import load_split, select

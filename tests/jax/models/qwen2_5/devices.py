@@ -1,0 +1,60 @@
+"""Platform selection and fake CPU devices, shared by the conftest, the benchmark and the CLI.
+
+Everything here must run before JAX starts its backend: importing jax is fine, asking it
+for devices is not.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+
+PLATFORMS = ("auto", "tt", "cpu")
+_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def tt_plugin_installed() -> bool:
+    """True when the Tenstorrent PJRT plugin (distribution ``pjrt-plugin-tt``) is installed."""
+    try:
+        importlib.metadata.distribution("pjrt-plugin-tt")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.util.find_spec("pjrt_plugin_tt") is not None
+
+
+def resolve_platform(choice: str) -> str:
+    """``auto`` -> ``tt`` when the plugin is installed, else ``cpu``; ``tt`` without it raises."""
+    if choice not in PLATFORMS:
+        raise ValueError(f"platform must be one of {PLATFORMS}, got {choice!r}")
+    if choice == "auto":
+        return "tt" if tt_plugin_installed() else "cpu"
+    if choice == "tt" and not tt_plugin_installed():
+        raise ValueError("platform tt needs the Tenstorrent PJRT plugin: pip install pjrt-plugin-tt")
+    return choice
+
+
+def prepare_platform(platform: str, cpu_devices: int) -> None:
+    """Before JAX's backend starts: pick the platforms and the number of host (CPU) devices.
+
+    On ``cpu`` the meshes use ``cpu_devices`` fake devices; on ``tt`` one CPU device remains
+    for the single-device reference.
+    """
+    os.environ.setdefault("JAX_PLATFORMS", "cpu" if platform == "cpu" else "tt,cpu")
+    count = cpu_devices if platform == "cpu" else 1
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_COUNT_FLAG)]
+    os.environ["XLA_FLAGS"] = " ".join(flags + [f"{_COUNT_FLAG}={count}"])
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except (AttributeError, RuntimeError, ValueError):
+        pass  # older jax without the option, or a backend already started (meshes then report the shortfall)
+
+
+def parse_mesh(text: str) -> tuple:
+    """``"2x4"`` -> (2, 4): 2 devices on "batch", 4 on "model"."""
+    a, _, b = text.strip().partition("x")
+    if not (a.isdigit() and b.isdigit() and int(a) > 0 and int(b) > 0):
+        raise ValueError(f"a mesh is written BxM with positive sizes, e.g. 2x4; got {text!r}")
+    return int(a), int(b)
