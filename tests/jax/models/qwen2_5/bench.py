@@ -7,7 +7,9 @@ median of ``--runs`` runs, each backend and mesh in its own process (so PyTorch'
 pools and unneeded fake devices do not slow the others): decode throughput (new tokens per second over the decode
 phase), end-to-end throughput, time to first token (a 1-token generate) and compile time.
 Prints each JAX figure with its ratio to PyTorch's. "warm-up s" is the extra time of the
-first calls: compilation for JAX, first-call overhead for PyTorch.
+first calls: compilation for JAX, first-call overhead for PyTorch. With a 1x1 mesh it also
+prints the matmul floor: the decode throughput of the step's matrix products alone
+(``matmul_floor``), the bound that weight streaming sets on this machine.
 """
 
 from __future__ import annotations
@@ -85,6 +87,43 @@ def _measure(generate, args) -> dict:
             "warmup": max(0.0, first_calls - total - ttft)}
 
 
+def matmul_floor(model, batch: int, steps: int, runs: int) -> float:
+    """Decode tokens/s of the 1x1 decode step's matrix products alone, on the model's own weights.
+
+    Each step multiplies a [batch, hidden] activation by every weight matrix once (q|k|v, o,
+    gate|up, down per layer, then the lm_head), as a real decode step does, with nothing
+    else: no attention over the cache, no norms, no RoPE, no sampling. This bounds what any
+    implementation built on XLA's CPU matrix products can reach on this machine.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    c, params = model.config, model.params
+    q_cols, f = model.layout.q_slots * c.head_dim, model.layout.intermediate
+
+    def head(x):
+        if c.tie_word_embeddings:
+            return jnp.einsum("be,ve->bv", x, params["embed_tokens"]["embedding"])
+        return x @ params["lm_head"]["kernel"]
+
+    @jax.jit
+    def run(x):
+        def step(_, x):
+            for i in range(c.num_hidden_layers):
+                attn, mlp = params[f"layers_{i}"]["self_attn"], params[f"layers_{i}"]["mlp"]
+                qkv = x @ attn["qkv_proj"]["kernel"]  # [b, (n+2k)*d]
+                x = x + qkv[:, :q_cols] @ attn["o_proj"]["kernel"]
+                gate_up = x @ mlp["gate_up_proj"]["kernel"]  # [b, 2f]
+                x = x + (gate_up[:, :f] * gate_up[:, f:]) @ mlp["down_proj"]["kernel"]
+                x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + 1e-6)  # keep values tame
+            return x + 1e-6 * jnp.max(head(x), axis=-1, keepdims=True)
+        return jax.lax.fori_loop(0, steps, step, x)
+
+    x = jnp.ones((batch, c.hidden_size), params["norm"]["scale"].dtype)
+    run(x).block_until_ready()
+    return batch * steps / median_time(lambda: run(x).block_until_ready(), runs)
+
+
 def worker_jax(args) -> dict:
     """One mesh in its own process, with exactly the devices it needs."""
     a, m = mesh_shapes(args.meshes)[0]
@@ -98,6 +137,8 @@ def worker_jax(args) -> dict:
     mesh = make_mesh((a, m), platform=platform)
     model = load_model(args.checkpoint, mesh, dtype=args.dtype)
     result = _measure(lambda k: model.generate(ids, mask, k, eos_token_id=(), loop=args.loop), args)
+    if a * m == 1:
+        result["floor"] = matmul_floor(model, args.batch, args.new_tokens - 1, args.runs)
     result["platform"] = jax.devices()[0].platform
     return result
 
@@ -168,6 +209,13 @@ def main(argv=None) -> int:
         ratio = f"{r['decode'] / torch_result['decode']:8.2f}x" if torch_result else "      n/a"
         print(f"{name:8} {mesh_id:5} {r['decode']:13.1f} {ratio:>9} {r['e2e']:10.1f} {r['ttft'] * 1e3:8.1f} "
               f"{r['warmup']:9.2f}")
+    floors = [f for (name, mesh_id), runs in results.items() if mesh_id == "1x1" for f in [r["floor"] for r in runs]]
+    if floors:
+        floor = statistics.median(floors)
+        ratio = f" = {floor / torch_result['decode']:.2f}x PyTorch" if torch_result else ""
+        print(f"matmul floor (1x1): {floor:.1f} tok/s{ratio}: the decode step's matrix products alone on the same "
+              f"weights (each weight read once per token, nothing else), the most any 1x1 decode built on XLA's "
+              f"CPU matrix products reaches here")
     return 0
 
 

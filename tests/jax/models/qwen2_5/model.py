@@ -64,7 +64,8 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """Grouped-query attention over this device's heads; row-parallel output + psum."""
+    """Grouped-query attention over this device's heads: one column-parallel q|k|v product,
+    row-parallel output + psum."""
 
     config: Qwen2Config
     q_heads: int
@@ -87,9 +88,11 @@ class Attention(nn.Module):
         def proj(features, name, bias):
             return nn.Dense(features, use_bias=bias, dtype=self.dtype, param_dtype=self.dtype, name=name)
 
-        q = proj(self.q_heads * d, "q_proj", True)(x).reshape(b, s, self.q_heads, d)  # [b, s, n, d]
-        k = proj(self.kv_heads * d, "k_proj", True)(x).reshape(b, s, self.kv_heads, d)  # [b, s, k, d]
-        v = proj(self.kv_heads * d, "v_proj", True)(x).reshape(b, s, self.kv_heads, d)  # [b, s, k, d]
+        n, kv = self.q_heads, self.kv_heads
+        qkv = proj((n + 2 * kv) * d, "qkv_proj", True)(x)  # [b, s, (n+2k)*d]: this device's q | k | v
+        q = qkv[..., : n * d].reshape(b, s, n, d)  # [b, s, n, d]
+        k = qkv[..., n * d: (n + kv) * d].reshape(b, s, kv, d)  # [b, s, k, d]
+        v = qkv[..., (n + kv) * d:].reshape(b, s, kv, d)  # [b, s, k, d]
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
 
@@ -114,7 +117,7 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """SwiGLU with column-parallel gate/up and row-parallel down + psum."""
+    """SwiGLU: one column-parallel gate|up product, row-parallel down + psum."""
 
     config: Qwen2Config
     mlp_shard: int
@@ -126,7 +129,8 @@ class MLP(nn.Module):
         def proj(features, name):
             return nn.Dense(features, use_bias=False, dtype=self.dtype, param_dtype=self.dtype, name=name)
 
-        h = nn.silu(proj(self.mlp_shard, "gate_proj")(x)) * proj(self.mlp_shard, "up_proj")(x)  # [b, s, f]
+        gate_up = proj(2 * self.mlp_shard, "gate_up_proj")(x)  # [b, s, 2f]: this device's gate | up
+        h = nn.silu(gate_up[..., : self.mlp_shard]) * gate_up[..., self.mlp_shard:]  # [b, s, f]
         return psum_model(proj(self.config.hidden_size, "down_proj")(h), self.tp)
 
 

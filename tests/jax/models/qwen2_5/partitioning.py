@@ -23,10 +23,10 @@ AXES = (BATCH_AXIS, MODEL_AXIS)
 # (rule name, regex over the parameter path, spec). Every parameter must match exactly one.
 PARTITION_RULES = (
     ("embedding", r"^embed_tokens/embedding$", P(MODEL_AXIS, None)),          # [V', E] vocab rows
-    ("qkv_kernel", r"^layers_\d+/self_attn/(q|k|v)_proj/kernel$", P(None, MODEL_AXIS)),  # [E, slots*D]
-    ("qkv_bias", r"^layers_\d+/self_attn/(q|k|v)_proj/bias$", P(MODEL_AXIS)),            # [slots*D]
+    ("qkv_kernel", r"^layers_\d+/self_attn/qkv_proj/kernel$", P(None, MODEL_AXIS)),  # [E, T*(q+2kv)*D]
+    ("qkv_bias", r"^layers_\d+/self_attn/qkv_proj/bias$", P(MODEL_AXIS)),            # [T*(q+2kv)*D]
     ("o_kernel", r"^layers_\d+/self_attn/o_proj/kernel$", P(MODEL_AXIS, None)),          # [q_slots*D, E]
-    ("gate_up_kernel", r"^layers_\d+/mlp/(gate|up)_proj/kernel$", P(None, MODEL_AXIS)),  # [E, I']
+    ("gate_up_kernel", r"^layers_\d+/mlp/gate_up_proj/kernel$", P(None, MODEL_AXIS)),  # [E, 2*I']
     ("down_kernel", r"^layers_\d+/mlp/down_proj/kernel$", P(MODEL_AXIS, None)),          # [I', E]
     ("norm", r"^(layers_\d+/(input|post_attention)_layernorm|norm)/scale$", P()),        # [E]
     ("lm_head", r"^lm_head/kernel$", P(None, MODEL_AXIS)),                               # [E, V']

@@ -38,4 +38,8 @@ def test_forward_does_not_recompile(mesh, reference_factory):
     with count_compiles() as compiles:
         again = np.asarray(model.forward(ids[::-1].copy(), mask[::-1].copy()))
     assert compiles() == 0
-    np.testing.assert_array_equal(again[::-1], first)
+    # Same rows in the other order: equal up to float rounding (a row's position in the batch
+    # can change the matrix-product tiling), and far from the stale, unreversed result.
+    atol = F32_REL_TOL * np.abs(first).max()
+    np.testing.assert_allclose(again[::-1], first, rtol=0, atol=atol)
+    assert np.abs(again - first).max() > 100 * atol

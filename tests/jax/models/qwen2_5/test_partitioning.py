@@ -24,9 +24,8 @@ pytestmark = pytest.mark.cpu  # host-side checks: shapes and specs, nothing is a
 
 # The rule each parameter role must land on (written independently of the regexes).
 INTENDED_RULE = {
-    "q_kernel": "qkv_kernel", "kv_kernel": "qkv_kernel", "q_bias": "qkv_bias", "kv_bias": "qkv_bias",
-    "o_kernel": "o_kernel", "up_kernel": "gate_up_kernel", "down_kernel": "down_kernel", "norm": "norm",
-    "vocab_table": "embedding", "lm_head_kernel": "lm_head",
+    "qkv_kernel": "qkv_kernel", "qkv_bias": "qkv_bias", "o_kernel": "o_kernel", "gate_up_kernel": "gate_up_kernel",
+    "down_kernel": "down_kernel", "norm": "norm", "vocab_table": "embedding", "lm_head_kernel": "lm_head",
 }
 
 
@@ -39,7 +38,7 @@ def small_config(name):
 def test_every_parameter_matches_its_intended_rule(name):
     config = Qwen2Config.from_dict(QWEN2_5_7B) if name == "qwen2_5_7b" else small_config(name)
     seen = set()
-    for _, path, kind in hf_tensors(config):
+    for path, kind, _ in hf_tensors(config):
         rule, _ = match_rule(path)  # raises when zero or several rules match
         intended = INTENDED_RULE[kind]
         assert rule == intended, (path, rule, intended)
@@ -52,7 +51,8 @@ def test_every_parameter_matches_its_intended_rule(name):
 
 
 @pytest.mark.parametrize("path", ["layers_0/self_attn/rotary_emb/inv_freq", "model/embed_tokens/embedding",
-                                  "layers_0/mlp/gate_proj/bias", "lm_head/bias"])
+                                  "layers_0/mlp/gate_up_proj/bias", "layers_0/self_attn/q_proj/kernel",
+                                  "lm_head/bias"])
 def test_unmatched_parameter_raises(path):
     with pytest.raises(UnmatchedParameterError, match="no partition rule matches"):
         match_rule(path)
@@ -78,18 +78,39 @@ def test_padding_is_zero_and_kv_heads_are_copied():
     d, e = 2, 8
     rng = np.random.RandomState(0)
     q = rng.randn(28 * d, e).astype(np.float32)
-    tq = lay.transform("q_kernel", q).reshape(e, 4, 8, d)  # [e, k, g', d]
+    tq = lay._part("q_kernel", q).reshape(e, 4, 8, d)  # [e, k, g', d]
     np.testing.assert_array_equal(tq[:, :, 7], 0)
     np.testing.assert_array_equal(tq[:, :, :7], q.T.reshape(e, 4, 7, d))
     o = rng.randn(e, 28 * d).astype(np.float32)
     to = lay.transform("o_kernel", o).reshape(4, 8, d, e)
     np.testing.assert_array_equal(to[:, 7], 0)
     kv = rng.randn(4 * d, e).astype(np.float32)
-    tkv = lay.transform("kv_kernel", kv).reshape(e, 8, d)  # device j holds KV head j // 2
+    tkv = lay._part("kv_kernel", kv).reshape(e, 8, d)  # device j holds KV head j // 2
     for j in range(8):
         np.testing.assert_array_equal(tkv[:, j], kv.T.reshape(e, 4, d)[:, j // 2])
     # device j's query slots [4j, 4j+4) all read KV slot j: slot i's group is i // 8 == j // 2
     assert all((i // lay.q_per_device) // lay.kv_replicas == i // lay.group_slots for i in range(lay.q_slots))
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_fused_projections_give_each_device_its_own_blocks(tp):
+    """Device j's shard of the fused q|k|v (gate|up) parameter is its q, k and v (gate, up) shards
+    side by side, in that order, so slicing the one product per device recovers each part."""
+    cfg = Qwen2Config.from_dict(dict(QWEN2_5_7B, hidden_size=8, head_dim=2, intermediate_size=20))
+    lay = TPLayout(cfg, tp)
+    rng = np.random.RandomState(1)
+    for kind, parts in (("qkv_kernel", ("q_kernel", "kv_kernel", "kv_kernel")),
+                        ("qkv_bias", ("q_bias", "kv_bias", "kv_bias")),
+                        ("gate_up_kernel", ("up_kernel", "up_kernel"))):
+        hf = [rng.randn(*shape).astype(np.float32) for shape in TPLayout.hf_shapes(cfg, kind)]
+        fused = lay.transform(kind, *hf)
+        assert fused.shape == lay.shape(kind)
+        separate = [lay._part(p, x) for p, x in zip(parts, hf)]
+        for j in range(tp):
+            shard = np.split(fused, tp, axis=-1)[j]
+            np.testing.assert_array_equal(shard, np.concatenate([np.split(x, tp, axis=-1)[j] for x in separate], -1))
+    with pytest.raises(ValueError, match=r"'qkv_kernel' is built from 3 tensors"):
+        lay.transform("qkv_kernel", hf[0])
 
 
 def per_device_bytes(config, mesh, dtype="bfloat16"):
@@ -106,7 +127,8 @@ def per_device_bytes(config, mesh, dtype="bfloat16"):
 @pytest.mark.parametrize("tp", [4, 8, 32])
 def test_qwen2_5_7b_per_device_parameter_bytes(tp, record_property):
     config = Qwen2Config.from_dict(QWEN2_5_7B)
-    hf_total = sum(int(np.prod(TPLayout.hf_shape(config, kind))) * 2 for _, _, kind in hf_tensors(config))
+    hf_total = sum(int(np.prod(shape)) * 2 for _, kind, _ in hf_tensors(config)
+                   for shape in TPLayout.hf_shapes(config, kind))
     devices = jax.devices()
     if len(devices) < tp:
         pytest.skip(f"T={tp} needs {tp} devices; the platform has {len(devices)}")

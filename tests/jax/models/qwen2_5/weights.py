@@ -2,8 +2,8 @@
 
 Each tensor is read from its file (memory-mapped), cast to the requested dtype, mapped to
 the padded tensor-parallel layout (``TPLayout.transform``) and placed straight into its
-``NamedSharding``; only one tensor is ever held in host memory, and every device
-receives only its own shard.
+``NamedSharding``; only one parameter (at most three Hugging Face tensors) is ever held in
+host memory, and every device receives only its own shard.
 
 Pickle checkpoints (``*.bin``, ``*.pt``) are refused: loading them executes code.
 """
@@ -37,25 +37,22 @@ class CheckpointError(ValueError):
     """A checkpoint file or tensor is missing, malformed or of the wrong shape."""
 
 
-def hf_tensors(config: Qwen2Config) -> Iterator[Tuple[str, str, str]]:
-    """(Hugging Face tensor name, Flax parameter path, layout kind) for every parameter."""
-    yield "model.embed_tokens.weight", "embed_tokens/embedding", "vocab_table"
+def hf_tensors(config: Qwen2Config) -> Iterator[Tuple[str, str, Tuple[str, ...]]]:
+    """(Flax parameter path, layout kind, the Hugging Face tensors it is built from) for every
+    parameter. q/k/v and gate/up are fused into one parameter each (see ``layout.FUSED``)."""
+    yield "embed_tokens/embedding", "vocab_table", ("model.embed_tokens.weight",)
     for i in range(config.num_hidden_layers):
         hf, fx = f"model.layers.{i}.", f"layers_{i}/"
-        yield hf + "input_layernorm.weight", fx + "input_layernorm/scale", "norm"
-        yield hf + "post_attention_layernorm.weight", fx + "post_attention_layernorm/scale", "norm"
-        yield hf + "self_attn.q_proj.weight", fx + "self_attn/q_proj/kernel", "q_kernel"
-        yield hf + "self_attn.q_proj.bias", fx + "self_attn/q_proj/bias", "q_bias"
-        for p in ("k", "v"):
-            yield hf + f"self_attn.{p}_proj.weight", fx + f"self_attn/{p}_proj/kernel", "kv_kernel"
-            yield hf + f"self_attn.{p}_proj.bias", fx + f"self_attn/{p}_proj/bias", "kv_bias"
-        yield hf + "self_attn.o_proj.weight", fx + "self_attn/o_proj/kernel", "o_kernel"
-        yield hf + "mlp.gate_proj.weight", fx + "mlp/gate_proj/kernel", "up_kernel"
-        yield hf + "mlp.up_proj.weight", fx + "mlp/up_proj/kernel", "up_kernel"
-        yield hf + "mlp.down_proj.weight", fx + "mlp/down_proj/kernel", "down_kernel"
-    yield "model.norm.weight", "norm/scale", "norm"
+        yield fx + "input_layernorm/scale", "norm", (hf + "input_layernorm.weight",)
+        yield fx + "post_attention_layernorm/scale", "norm", (hf + "post_attention_layernorm.weight",)
+        yield fx + "self_attn/qkv_proj/kernel", "qkv_kernel", tuple(hf + f"self_attn.{p}_proj.weight" for p in "qkv")
+        yield fx + "self_attn/qkv_proj/bias", "qkv_bias", tuple(hf + f"self_attn.{p}_proj.bias" for p in "qkv")
+        yield fx + "self_attn/o_proj/kernel", "o_kernel", (hf + "self_attn.o_proj.weight",)
+        yield fx + "mlp/gate_up_proj/kernel", "gate_up_kernel", (hf + "mlp.gate_proj.weight", hf + "mlp.up_proj.weight")
+        yield fx + "mlp/down_proj/kernel", "down_kernel", (hf + "mlp.down_proj.weight",)
+    yield "norm/scale", "norm", ("model.norm.weight",)
     if not config.tie_word_embeddings:
-        yield "lm_head.weight", "lm_head/kernel", "lm_head_kernel"
+        yield "lm_head/kernel", "lm_head_kernel", ("lm_head.weight",)
 
 
 class SafetensorsFile:
@@ -161,7 +158,7 @@ def _insert(tree: dict, path: str, value) -> None:
 def param_shapes(config: Qwen2Config, layout: TPLayout, dtype: str = "float32") -> dict:
     """The padded tensor-parallel parameter tree as ``jax.ShapeDtypeStruct``s (nothing allocated)."""
     tree: dict = {}
-    for _, path, kind in hf_tensors(config):
+    for path, kind, _ in hf_tensors(config):
         _insert(tree, path, jax.ShapeDtypeStruct(layout.shape(kind), DTYPES[dtype]))
     return tree
 
@@ -171,10 +168,11 @@ def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh
     np_dtype = DTYPES[dtype]
     ckpt = Checkpoint(checkpoint_dir)
     params: dict = {}
-    for hf_name, path, kind in hf_tensors(config):
-        host = ckpt.read(hf_name, TPLayout.hf_shape(config, kind))
-        tp = np.ascontiguousarray(layout.transform(kind, np.asarray(host).astype(np_dtype)))
+    for path, kind, hf_names in hf_tensors(config):
+        hosts = [np.asarray(ckpt.read(name, shape)).astype(np_dtype)
+                 for name, shape in zip(hf_names, TPLayout.hf_shapes(config, kind))]
+        tp = np.ascontiguousarray(layout.transform(kind, *hosts))
         sharding = named(mesh, match_rule(path)[1])
         _insert(params, path, jax.make_array_from_callback(tp.shape, sharding, lambda index, tp=tp: tp[index]))
-        del host, tp
+        del hosts, tp
     return params
