@@ -36,12 +36,21 @@ def psum_model(x: jax.Array, tp: int) -> jax.Array:
     return x if tp == 1 else jax.lax.psum(x, MODEL_AXIS)
 
 
-def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype) -> Tuple[jax.Array, jax.Array]:
-    """cos/sin for rotate-half RoPE. positions [b, s] -> two [b, s, 1, d] tables in ``dtype``."""
+def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype, table_size: int) -> Tuple[jax.Array, jax.Array]:
+    """cos/sin for rotate-half RoPE. positions [b, s], each below ``table_size`` -> two
+    [b, s, 1, d] tables in ``dtype``.
+
+    The angles of positions 0..table_size-1 depend only on static shapes, so XLA folds their
+    cos/sin into a constant at compile time; each call only gathers rows. (Computed from
+    ``positions`` directly, XLA would fuse the cos/sin into every consumer and evaluate them
+    once per query and key element of every layer.)
+    """
     inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
-    freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [b, s, d/2]
-    angles = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]  # [b, s, 1, d]
-    return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
+    freqs = jnp.arange(table_size, dtype=jnp.float32)[:, None] * inv_freq  # [p, d/2]
+    angles = jnp.concatenate([freqs, freqs], axis=-1)  # [p, d]
+    cos, sin = jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
+    return (jnp.take(cos, positions, axis=0)[:, :, None, :],  # [b, s, 1, d]
+            jnp.take(sin, positions, axis=0)[:, :, None, :])
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
@@ -214,7 +223,9 @@ class Qwen2Shard(nn.Module):
     def hidden(self, ids, positions, allowed, caches: Optional[Sequence[KVCache]] = None, cache_index=None):
         """ids, positions [b, s]; allowed [b, s, t] -> final-norm hidden [b, s, e] and caches."""
         x = self.embed_tokens(ids)
-        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, self.dtype)
+        # every position is below the number of key slots (a position never exceeds its cache slot)
+        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, self.dtype,
+                               table_size=allowed.shape[-1])
         new_caches = []
         for i, layer in enumerate(self.layers):
             x, cache = layer(x, cos, sin, allowed, None if caches is None else caches[i], cache_index)
