@@ -78,14 +78,14 @@ def test_padding_is_zero_and_kv_heads_are_copied():
     d, e = 2, 8
     rng = np.random.RandomState(0)
     q = rng.randn(28 * d, e).astype(np.float32)
-    tq = lay._part("q_kernel", q).reshape(e, 4, 8, d)  # [e, k, g', d]
+    tq = lay.transform_part("q_kernel", q).reshape(e, 4, 8, d)  # [e, k, g', d]
     np.testing.assert_array_equal(tq[:, :, 7], 0)
     np.testing.assert_array_equal(tq[:, :, :7], q.T.reshape(e, 4, 7, d))
     o = rng.randn(e, 28 * d).astype(np.float32)
     to = lay.transform("o_kernel", o).reshape(4, 8, d, e)
     np.testing.assert_array_equal(to[:, 7], 0)
     kv = rng.randn(4 * d, e).astype(np.float32)
-    tkv = lay._part("kv_kernel", kv).reshape(e, 8, d)  # device j holds KV head j // 2
+    tkv = lay.transform_part("kv_kernel", kv).reshape(e, 8, d)  # device j holds KV head j // 2
     for j in range(8):
         np.testing.assert_array_equal(tkv[:, j], kv.T.reshape(e, 4, d)[:, j // 2])
     # device j's query slots [4j, 4j+4) all read KV slot j: slot i's group is i // 8 == j // 2
@@ -105,7 +105,7 @@ def test_fused_projections_give_each_device_its_own_blocks(tp):
         hf = [rng.randn(*shape).astype(np.float32) for shape in TPLayout.hf_shapes(cfg, kind)]
         fused = lay.transform(kind, *hf)
         assert fused.shape == lay.shape(kind)
-        separate = [lay._part(p, x) for p, x in zip(parts, hf)]
+        separate = [lay.transform_part(p, x) for p, x in zip(parts, hf)]
         for j in range(tp):
             shard = np.split(fused, tp, axis=-1)[j]
             np.testing.assert_array_equal(shard, np.concatenate([np.split(x, tp, axis=-1)[j] for x in separate], -1))
