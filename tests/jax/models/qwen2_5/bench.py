@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     print(f"config: hidden {args.hidden}, {args.layers} layers, {args.heads}/{args.kv_heads} heads, vocab "
           f"{args.vocab}, {args.dtype}; batch {args.batch}, prompt {args.prompt}, {args.new_tokens} new tokens; "
           f"median of {args.runs} runs x {args.rounds} interleaved rounds, each backend and mesh in its own "
-          f"process; {os.cpu_count()} cores")
+          f"process; {os.cpu_count()} cores" + (f"; XLA_FLAGS={os.environ['XLA_FLAGS']!r}" if os.environ.get("XLA_FLAGS") else ""))
     jobs = ([] if args.no_torch else [("pytorch", "-")]) + [("jax", f"{a}x{m}") for a, m in shapes]
     results = {job: [] for job in jobs}
     with tempfile.TemporaryDirectory() as tmp:
