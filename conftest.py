@@ -53,6 +53,14 @@ def pytest_addoption(parser):
                 help="directory of cached PyTorch reference runs (real checkpoints)")
     _add_option(parser, "--gsm8k-report-dir", default=os.path.join("reports", "gsm8k"),
                 help="where each GSM8K evaluation writes its JSON report")
+    # Tenstorrent compile-only checks (tests/jax/models/qwen2_5/test_tt_compile.py).
+    _add_option(parser, "--tt-python", default=None,
+                help="a Python with a Tenstorrent PJRT plugin for the compile checks (env QWEN2_5_TT_PYTHON; "
+                     "default: .venv-tt/bin/python, else this Python when it has one)")
+    _add_option(parser, "--tt-system-descs", default=None,
+                help="more directories of Tenstorrent system descriptors (.ttsys), os.pathsep-separated "
+                     "(env QWEN2_5_TT_SYSTEM_DESCS), e.g. ../shared/tt_system_descs or tt-xla's "
+                     "tests/cpu_compile_only/system_descs")
     # Options tt-xla's CI passes to every pytest run; accepted here so the suite runs under it.
     _add_option(parser, "--log-memory", action="store_true", default=False,
                 help="(tt-xla) log device memory usage")

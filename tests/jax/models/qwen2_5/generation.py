@@ -301,14 +301,3 @@ def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, c
         if done.all():
             break
     return out
-
-
-def decode_step_lowered(model, batch: int, cache_len: int):
-    """The decode-step program of ``generate(loop="host")``, lowered for inspection."""
-    batch_axis = batch_axis_for(model.mesh, batch)
-    lay, c = model.layout, model.config
-    cache = jax.ShapeDtypeStruct((batch, lay.kv_slots, cache_len, c.head_dim), model.module.dtype)
-    vec = jax.ShapeDtypeStruct((batch,), jnp.int32)
-    return _step_program(model, batch_axis, cache_len).lower(
-        model.params, [(cache, cache)] * c.num_hidden_layers, jax.ShapeDtypeStruct((batch, cache_len), bool),
-        vec, vec, jax.ShapeDtypeStruct((), jnp.int32))

@@ -9,7 +9,8 @@ import pytest
 from . import load_model, make_mesh
 from .compile_count import count_compiles
 from .conftest import left_padded_batch, mesh_name, record_model
-from .generation import cached_step_logits, decode_step_lowered
+from .generation import cached_step_logits
+from .programs import decode_step
 from .parity import F32_REL_TOL, logits_report
 
 NEW_TOKENS = 24
@@ -136,7 +137,7 @@ def test_decode_step_collectives_on_1x8(request, hf_generation):
 
     path = hf_generation[0]
     model = load_model(path, build_mesh(request.config, (1, 8)))
-    text = decode_step_lowered(model, batch=4, cache_len=48).compile().as_text()
+    text = decode_step(model, batch=4, cache_len=48).compile().as_text()
     ops = COLLECTIVE.findall(text)
     kinds = {kind for _, kind, _ in ops}
     assert kinds == {"all-reduce"}, f"unexpected collectives: {ops}"

@@ -1,0 +1,77 @@
+"""Every program the public API compiles, lowered from abstract inputs (nothing allocated).
+
+``load_model`` + ``forward`` + ``generate`` build five kinds of XLA program; this module
+lowers each for a config, a mesh and a dtype without reading or allocating a weight, so a
+compiler can be checked on the full Qwen2.5-7B geometry on a machine without its memory
+(``tt_compile.py`` compiles them for Tenstorrent chips):
+
+* ``forward``: ``model.forward`` (logits for a batch);
+* ``prefill``: the first program of ``generate(loop="host")``;
+* ``decode_step``: its per-token program (cache and key mask donated);
+* ``generate_loop``: ``generate(loop="device")``, prefill and a ``while`` loop in one program;
+* ``forced_decode``: the teacher-forced cached decode the parity tests run.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import generation as gen
+from .causal_lm import Qwen2TP
+from .config import Qwen2Config
+from .layout import TPLayout
+from .partitioning import batch_axis_for, model_size, named, partition_specs
+from .weights import param_shapes
+
+PROGRAMS = ("forward", "prefill", "decode_step", "generate_loop", "forced_decode")
+
+
+def abstract_model(config: Qwen2Config, mesh, dtype: str = "bfloat16") -> Qwen2TP:
+    """A ``Qwen2TP`` whose parameters are sharded ``ShapeDtypeStruct``s: it lowers and compiles
+    every program, and runs none."""
+    shapes = param_shapes(config, TPLayout(config, model_size(mesh)), dtype)
+    params = jax.tree.map(lambda s, spec: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=named(mesh, spec)),
+                          shapes, partition_specs(shapes))
+    return Qwen2TP(config, mesh, params, dtype)
+
+
+def _ints(shape, mesh=None, spec=None):
+    sharding = None if mesh is None else named(mesh, spec)
+    return jax.ShapeDtypeStruct(shape, jnp.int32, sharding=sharding)
+
+
+def lower(model: Qwen2TP, program: str, batch: int = 8, prompt: int = 32, new_tokens: int = 32):
+    """``jax.stages.Lowered`` of ``program`` for a batch of ``prompt``-token prompts (a bucket
+    length) and ``new_tokens`` generated tokens."""
+    if program not in PROGRAMS:
+        raise ValueError(f"program must be one of {PROGRAMS}, got {program!r}")
+    if gen.prompt_bucket(prompt) != prompt:
+        raise ValueError(f"prompt length {prompt} is not a bucket length (next: {gen.prompt_bucket(prompt)})")
+    axis = batch_axis_for(model.mesh, batch)
+    ids = _ints((batch, prompt))
+    cache_len = gen.cache_length(prompt, new_tokens)
+    if program == "forward":
+        return model._forward_fn(axis).lower(model.params, ids, ids)
+    if program == "prefill":
+        return gen._prefill_program(model, axis, cache_len).lower(model.params, ids, ids)
+    if program == "decode_step":
+        return decode_step(model, batch, cache_len)
+    if program == "generate_loop":
+        scalar = _ints(())
+        eos = _ints((gen.MAX_EOS_IDS,))
+        return gen._generate_program(model, axis, cache_len).lower(model.params, ids, ids, scalar, eos, scalar)
+    forced = _ints((batch, new_tokens - 1))
+    return gen._forced_program(model, axis, cache_len).lower(model.params, ids, ids, forced)
+
+
+def decode_step(model: Qwen2TP, batch: int, cache_len: int):
+    """The decode-step program of ``generate(loop="host")``, lowered."""
+    axis = batch_axis_for(model.mesh, batch)
+    lay, c = model.layout, model.config
+    cache = jax.ShapeDtypeStruct((batch, lay.kv_slots, cache_len, c.head_dim), model.module.dtype)
+    vec = _ints((batch,))
+    return gen._step_program(model, axis, cache_len).lower(
+        model.params, [(cache, cache)] * c.num_hidden_layers, jax.ShapeDtypeStruct((batch, cache_len), np.bool_),
+        vec, vec, _ints(()))

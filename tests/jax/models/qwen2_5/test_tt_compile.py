@@ -1,0 +1,209 @@
+"""Every program compiles with Tenstorrent's compiler (tt-mlir) for an LLMBox and a Galaxy,
+and the compiled TTNN decode step keeps the Megatron structure.
+
+No Tenstorrent hardware is needed: a Tenstorrent PJRT plugin compiles for a system described
+by a descriptor file (``tt_targets.py``), one worker process per descriptor (``tt_jobs.py``,
+``tt_compile.py``). Nothing runs on a chip, so these tests prove that tt-mlir accepts each
+program for each target, not its numerics or its device memory.
+
+Cases: every mesh on each target of its size (1x1 on one chip, 1x8 and 2x4 on 8-chip
+LLMBox/LoudBox descriptors, 1x32 and 8x4 on the 32-chip Galaxy), for the suite's random
+geometries, and for the full Qwen2.5-7B geometry (28 layers, vocabulary 152064, abstract
+parameters) on 1x8 and 1x32. Each compiles ``programs.PROGRAMS`` (forward in float32 and
+bfloat16; prefill, decode step, generate loop and teacher-forced decode in bfloat16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import pytest
+
+from . import filecheck, ttnn_audit
+from .conftest import MESH_PARAMS
+from .tt_compile import GEOMETRY_7B, geometry_config
+from .tt_jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
+from .tt_targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
+                         search_dirs, sha256)
+
+SMALL_GEOMETRIES = ("gqa28x4", "tied6x2")
+FULL_MESHES = ((1, 8), (1, 32))  # where the 7B geometry is compiled
+AUDIT_MESHES = ((1, 8), (1, 32))  # where the decode step's TTNN program is audited
+HISTOGRAM_LAYERS = 1  # the 7B decode step is compiled again with this many layers (per-layer ops)
+_PATTERNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "filecheck")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    kind: str  # compile | collectives | histogram | descriptor
+    target: str
+    mesh: Optional[tuple] = None
+    geometry: Optional[str] = None
+
+    def jobs(self):
+        if self.kind == "descriptor":
+            return []
+        audit = self.mesh in AUDIT_MESHES
+        jobs = [Job(self.geometry, self.mesh, audit=audit)]
+        if self.kind == "histogram":
+            jobs.append(Job(self.geometry, self.mesh, programs=(AUDITED,), audit=True, layers=HISTOGRAM_LAYERS))
+        return jobs
+
+
+def _params(kind: str, geometries, meshes=None):
+    out = []
+    for mesh_param in MESH_PARAMS:
+        shape = mesh_param.values[0]
+        if meshes is not None and shape not in meshes:
+            continue
+        for target in TARGETS:
+            if shape not in target.meshes():
+                continue
+            for geometry in geometries(shape):
+                marks = list(mesh_param.marks) + [pytest.mark.large] * (geometry == GEOMETRY_7B)
+                out.append(pytest.param(Case(kind, target.name, shape, geometry), marks=marks,
+                                        id=f"{mesh_param.id}-{target.name}-{geometry}"))
+    return out
+
+
+COMPILE_CASES = _params("compile", lambda s: SMALL_GEOMETRIES + ((GEOMETRY_7B,) if s in FULL_MESHES else ()))
+COLLECTIVE_CASES = _params("collectives", lambda s: ("gqa28x4", GEOMETRY_7B), AUDIT_MESHES)
+HISTOGRAM_CASES = _params("histogram", lambda s: (GEOMETRY_7B,), AUDIT_MESHES)
+
+pytestmark = [pytest.mark.tt_compile, pytest.mark.cpu]
+
+
+@pytest.fixture(scope="session")
+def tt_compile_results(request, tmp_path_factory):
+    """target -> worker results for every case the session selected (all workers run once)."""
+    config = request.config
+    python, how = tt_python(config.getoption("--tt-python"), str(config.rootpath))
+    if python is None:
+        pytest.skip(how)
+    dirs = search_dirs(config.getoption("--tt-system-descs"))
+    plan = {}
+    for item in request.session.items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("tt_case")
+        if not isinstance(case, Case):
+            continue
+        descriptor = find_descriptor(_target(case.target), dirs)
+        if descriptor is None:
+            continue
+        jobs = plan.setdefault(case.target, (descriptor, []))[1]
+        jobs += [j for j in case.jobs() if j not in jobs]
+    base = str(tmp_path_factory.mktemp("tt_compile"))
+    return {"python": python, "found_by": how, "dirs": dirs,
+            "targets": run_all(python, plan, base, str(config.rootpath))}
+
+
+def _target(name):
+    return next(t for t in TARGETS if t.name == name)
+
+
+def _target_results(case: Case, results) -> dict:
+    if find_descriptor(_target(case.target), results["dirs"]) is None:
+        pytest.skip(f"no system descriptor for {case.target} ({_target(case.target).system}) in {results['dirs']}; "
+                    f"add a directory holding {_target(case.target).file_names[0]} with --tt-system-descs DIR "
+                    f"or {ENV_DIRS}=DIR (on the project machines: ../shared/tt_system_descs)")
+    got = results["targets"].get(case.target)
+    assert got is not None, f"no worker ran for {case.target}"
+    assert "failed" not in got, f"the compile worker for {case.target} failed: {got['failed']}"
+    return got
+
+
+def _job(case: Case, results, job: Job) -> dict:
+    return _target_results(case, results)["jobs"][job.id]
+
+
+def _ttnn(case: Case, results, job: Job) -> str:
+    target = _target_results(case, results)
+    row = target["jobs"][job.id][f"{AUDITED[0]}/{AUDITED[1]}"]
+    assert row["ok"], f"{job.id} {AUDITED} did not compile:\n{row.get('error')}"
+    with open(os.path.join(target["out_dir"], f"{job.id}.ttnn.mlir")) as f:
+        return f.read()
+
+
+def test_tt_compile(tt_case, tt_compile_results, record_property):
+    """Each program of the public API compiles for the target; a failure shows tt-mlir's first error lines."""
+    job = tt_case.jobs()[0]
+    rows = _job(tt_case, tt_compile_results, job)
+    assert sorted(rows) == sorted(f"{p}/{d}" for p, d in PROGRAMS), rows
+    record_property("model_name", f"qwen2_5-{tt_case.geometry}")
+    record_property("mesh", "x".join(map(str, tt_case.mesh)))
+    record_property("tt_target", tt_case.target)
+    for name, row in rows.items():
+        record_property(f"compile_seconds[{name}]", row["seconds"])
+    print(f"\n{job.id} on {tt_case.target}: " + ", ".join(f"{n} {r['seconds']:.1f}s" for n, r in rows.items()))
+    failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
+    assert not failed, "\n\n".join(f"{name} failed to compile for {tt_case.target}:\n{err}"
+                                   for name, err in failed.items())
+
+
+@pytest.mark.filecheck
+def test_ttnn_decode_step_collectives(tt_case, tt_compile_results):
+    """The TTNN decode step holds 2 all-reduces per layer + the embedding's + the greedy pick's two,
+    and no other collective (pattern: filecheck/decode_step_collectives.ttnn.mlir)."""
+    job = tt_case.jobs()[0]
+    text = _ttnn(tt_case, tt_compile_results, job)
+    layers = geometry_config(tt_case.geometry).num_hidden_layers
+    with open(os.path.join(_PATTERNS, "decode_step_collectives.ttnn.mlir")) as f:
+        filecheck.check(f.read(), text, {"ALL_REDUCES": 2 * layers + 3})
+
+
+@pytest.mark.filecheck
+def test_ttnn_decode_step_ops_per_layer(tt_case, tt_compile_results, record_property, request):
+    """The 7B decode step's TTNN ops per decoder layer (28 layers against 1), printed and recorded:
+    exactly 2 all-reduces per layer and no other collective."""
+    full, one = tt_case.jobs()
+    layers = geometry_config(tt_case.geometry).num_hidden_layers
+    main_full = ttnn_audit.main_function(_ttnn(tt_case, tt_compile_results, full))
+    main_one = ttnn_audit.main_function(_ttnn(tt_case, tt_compile_results, one))
+    per = ttnn_audit.per_layer(ttnn_audit.histogram(main_full), layers,
+                               ttnn_audit.histogram(main_one), HISTOGRAM_LAYERS)
+    args = ttnn_audit.argument_types(main_full)
+    summary = {"target": tt_case.target, "mesh": "x".join(map(str, tt_case.mesh)), "layers": layers,
+               "ops_per_layer": per, "ops_per_layer_total": sum(per.values()),
+               "main_ops_total": sum(ttnn_audit.histogram(main_full).values()),
+               "main_argument_types": dict(args)}
+    print(f"\n7B decode step, {summary['mesh']} on {tt_case.target}, per decoder layer: "
+          f"{ttnn_audit.format_histogram(per)}; main arguments {dict(args)}")
+    record_property("ttnn_ops_per_layer", json.dumps(per, sort_keys=True))
+    out_dir = os.path.join(str(request.config.rootpath), "reports", "ttnn")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"decode_step_7b_{summary['mesh']}_{tt_case.target}.json"), "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    assert per.get("all_reduce") == 2, per
+    others = [c for c in ttnn_audit.COLLECTIVES if c != "all_reduce" and per.get(c)]
+    assert not others, f"collectives other than all_reduce per layer: {others}"
+
+
+@pytest.mark.parametrize("tt_case", [pytest.param(Case("descriptor", t.name), id=t.name)
+                                     for t in TARGETS if t.name in ("blackhole_p150", "blackhole_8xp150",
+                                                                    "blackhole_galaxy")])
+def test_tt_plugin_accepts_committed_descriptor(tt_case, tt_compile_results):
+    """The installed plugin opens each committed descriptor as the chips it describes."""
+    got = _target_results(tt_case, tt_compile_results)
+    assert got["devices"] == _target(tt_case.target).chips, (
+        f"{tt_case.target}: the plugin opened {got['devices']} devices; regenerate with {REGENERATE}")
+
+
+def pytest_generate_tests(metafunc):  # noqa: D401 - pytest hook, module-local
+    cases = {"test_tt_compile": COMPILE_CASES, "test_ttnn_decode_step_collectives": COLLECTIVE_CASES,
+             "test_ttnn_decode_step_ops_per_layer": HISTOGRAM_CASES}.get(metafunc.function.__name__)
+    if cases is not None:
+        metafunc.parametrize("tt_case", cases)
+
+
+@pytest.mark.cpu
+def test_committed_descriptors_match_manifest():
+    """Every committed descriptor is the file its manifest names (sha256, schema hash)."""
+    manifest = read_manifest()
+    assert manifest["descriptors"], "manifest lists no descriptor"
+    for target, entry in manifest["descriptors"].items():
+        path = os.path.join(COMMITTED_DIR, entry["file"])
+        assert os.path.isfile(path), f"{path} is missing; regenerate with {REGENERATE}"
+        assert sha256(path) == entry["sha256"], f"{path} differs from its manifest entry; regenerate with {REGENERATE}"
+        assert schema_hash(path) == entry["schema_hash"] == manifest["schema_hash"], target

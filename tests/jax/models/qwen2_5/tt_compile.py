@@ -1,0 +1,165 @@
+"""Compile every program for a Tenstorrent system without its hardware (one descriptor per process).
+
+Runs in a Python that has a Tenstorrent PJRT plugin (``requirements-tt.txt``), started by the
+compile checks (``test_tt_compile.py``) with ``TT_COMPILE_ONLY_SYSTEM_DESC`` naming a system
+descriptor, ``JAX_PLATFORMS=tt`` and a ``TMPDIR`` of its own (the plugin unpacks about 417 MB
+of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's whole pipeline
+(StableHLO -> TTIR -> TTNN -> flatbuffer) for those chips; nothing runs.
+
+    python -m tests.jax.models.qwen2_5.tt_compile JOBS.json OUT_DIR
+
+JOBS.json: ``{"jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
+[[program, dtype], ...], "audit": [program, dtype] or null}]}`` (see ``tt_jobs.py``). OUT_DIR/results.json gets, per job and program, ok,
+seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
+module is written to OUT_DIR/<id>.ttnn.mlir (this needs ``TTXLA_LOGGER_LEVEL=DEBUG``, which
+makes the plugin print the IR of every stage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+GEOMETRY_7B = "qwen2_5_7b"
+ERROR_LINES = 12
+
+
+def geometry_config(name: str):
+    """The ``Qwen2Config`` of a suite geometry (``random_checkpoint.GEOMETRIES``) or of the full
+    Qwen2.5-7B (``qwen2_5_7b``: 28 layers, vocabulary 152064)."""
+    from . import presets, random_checkpoint
+    from .config import Qwen2Config
+
+    if name == GEOMETRY_7B:
+        return Qwen2Config.from_dict(presets.config_json("qwen2.5-7b-instruct"), source=name)
+    geo = {k: v for k, v in random_checkpoint.GEOMETRIES[name].items() if k not in ("config_style", "initializer_range")}
+    geo.setdefault("head_dim", geo["hidden_size"] // geo["num_attention_heads"])
+    geo.setdefault("max_position_embeddings", 1024)
+    return Qwen2Config(**geo)
+
+
+@contextlib.contextmanager
+def captured_fds(path: str):
+    """Send this process's stdout and stderr file descriptors (the plugin's C++ logging) to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "wb") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+_MODULE_HEADER = re.compile(r"MLIR Module (\w+):\s*$")
+_END = "END OF MLIR MODULE"
+
+
+def last_module(log: str, stage: str = "ttnn") -> str:
+    """The last module of ``stage`` the plugin printed (``#loc`` lines dropped)."""
+    text, inside = [], False
+    for line in log.splitlines():
+        header = _MODULE_HEADER.search(line)
+        if header:
+            inside = header.group(1) == stage
+            if inside:
+                text = []
+            continue
+        if _END in line:
+            inside = False
+        elif inside and not line.startswith("#loc"):
+            text.append(line)
+    return "\n".join(text)
+
+
+def error_excerpt(log: str, exc: BaseException) -> str:
+    """The first compiler error lines of a failed compile (with one line of context each)."""
+    lines = log.splitlines()
+    picked = []
+    for i, line in enumerate(lines):
+        if re.search(r"\berror\b|ERROR|FATAL|failed to legalize", line):
+            picked.append(line.strip()[:400])
+        if len(picked) >= ERROR_LINES:
+            break
+    head = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ''}"
+    return "\n".join([head] + picked)
+
+
+def run_jobs(jobs: list, out_dir: str) -> dict:
+    import jax
+
+    from .partitioning import make_mesh
+    from .programs import abstract_model, lower
+
+    devices = jax.devices("tt")
+    results = {"devices": len(devices), "device_kind": str(devices[0].device_kind) if devices else None,
+               "jax": jax.__version__, "jobs": {}}
+    for job in jobs:
+        mesh = make_mesh(tuple(job["mesh"]), devices=devices)
+        config = geometry_config(job["geometry"])
+        if job.get("layers"):
+            config = dataclasses.replace(config, num_hidden_layers=int(job["layers"]))
+        audit = tuple(job["audit"]) if job.get("audit") else None
+        rows = results["jobs"][job["id"]] = {}
+        for program, dtype in job["programs"]:
+            model = abstract_model(config, mesh, dtype)
+            log_path = os.path.join(out_dir, f"{job['id']}.{program}.{dtype}.log")
+            start = time.time()
+            row = {"program": program, "dtype": dtype}
+            try:
+                with captured_fds(log_path):
+                    lower(model, program).compile()
+                row.update(ok=True, seconds=round(time.time() - start, 2))
+            except Exception as e:  # any compiler failure is a result, not a crash of the worker
+                with open(log_path, errors="replace") as f:
+                    row.update(ok=False, seconds=round(time.time() - start, 2), error=error_excerpt(f.read(), e))
+            if row["ok"] and audit == (program, dtype):
+                with open(log_path, errors="replace") as f:
+                    ttnn = last_module(f.read())
+                with open(os.path.join(out_dir, f"{job['id']}.ttnn.mlir"), "w") as f:
+                    f.write(ttnn)
+                row["ttnn_chars"] = len(ttnn)
+            os.remove(log_path)
+            rows[f"{program}/{dtype}"] = row
+            print(f"{job['id']} {program}/{dtype}: {'ok' if row['ok'] else 'FAILED'} {row['seconds']:.2f}s",
+                  flush=True)
+    return results
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m tests.jax.models.qwen2_5.tt_compile JOBS.json OUT_DIR", file=sys.stderr)
+        return 2
+    if not os.environ.get("TT_COMPILE_ONLY_SYSTEM_DESC"):
+        print("tt_compile: set TT_COMPILE_ONLY_SYSTEM_DESC to a system descriptor (.ttsys)", file=sys.stderr)
+        return 2
+    jobs_path, out_dir = argv
+    with open(jobs_path) as f:
+        jobs = json.load(f)["jobs"]
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.time()
+    results = run_jobs(jobs, out_dir)
+    results["seconds"] = round(time.time() - start, 2)
+    fd, tmp = tempfile.mkstemp(dir=out_dir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, "results.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Plan and launch the compile-only worker processes (``tt_compile.py``), one per descriptor.
+
+A backend starts once per process, so every target (system descriptor) gets a process of
+its own, with its own ``TMPDIR`` (the plugin unpacks about 417 MB of runtime there, and two
+processes must not share it). Processes run two at a time on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .tt_targets import ENV_PYTHON, INSTALL_HINT
+
+PROGRAMS = (("forward", "float32"), ("forward", "bfloat16"), ("prefill", "bfloat16"),
+            ("decode_step", "bfloat16"), ("generate_loop", "bfloat16"), ("forced_decode", "bfloat16"))
+AUDITED = ("decode_step", "bfloat16")
+REGENERATE = ".venv-tt/bin/python -m tests.jax.models.qwen2_5.tt_descriptors"
+WORKER_TIMEOUT_S = 1200
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Programs of one geometry on one mesh; ``layers`` overrides the geometry's layer count."""
+
+    geometry: str
+    mesh: Tuple[int, int]
+    programs: Tuple[Tuple[str, str], ...] = PROGRAMS
+    audit: bool = False
+    layers: Optional[int] = None
+
+    @property
+    def id(self) -> str:
+        layers = "" if self.layers is None else f"_{self.layers}layers"
+        return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}"
+
+    def spec(self) -> dict:
+        return {"id": self.id, "geometry": self.geometry, "mesh": list(self.mesh), "layers": self.layers,
+                "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None}
+
+
+def tt_python(option: Optional[str], rootdir: str) -> Tuple[Optional[str], str]:
+    """(interpreter with a Tenstorrent plugin, how it was found) or (None, why not)."""
+    if option:
+        return (option, "--tt-python") if os.path.isfile(option) else (None, f"--tt-python {option} does not exist")
+    env = os.environ.get(ENV_PYTHON)
+    if env:
+        return (env, ENV_PYTHON) if os.path.isfile(env) else (None, f"{ENV_PYTHON}={env} does not exist")
+    venv = os.path.join(rootdir, ".venv-tt", "bin", "python")
+    if os.path.isfile(venv):
+        return venv, ".venv-tt"
+    for dist in ("pjrt-plugin-tt", "jax-tt-plugin"):  # inside tt-xla: its own environment has the plugin
+        try:
+            importlib.metadata.distribution(dist)
+            return sys.executable, f"this Python ({dist})"
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return None, f"no Tenstorrent PJRT plugin found; install it with: {INSTALL_HINT}"
+
+
+def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, rootdir: str) -> subprocess.Popen:
+    os.makedirs(work_dir, exist_ok=True)
+    with open(os.path.join(work_dir, "jobs.json"), "w") as f:
+        json.dump({"jobs": [j.spec() for j in jobs]}, f)
+    tmp = os.path.join(work_dir, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    env = dict(os.environ, JAX_PLATFORMS="tt", TT_COMPILE_ONLY_SYSTEM_DESC=descriptor, TMPDIR=tmp,
+               PYTHONPATH=os.pathsep.join([rootdir] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env.pop("XLA_FLAGS", None)  # the suite's fake CPU device count means nothing there
+    if any(j.audit for j in jobs):
+        env["TTXLA_LOGGER_LEVEL"] = "DEBUG"  # prints every stage's IR; the worker keeps the TTNN module
+    log = open(os.path.join(work_dir, "worker.log"), "wb")
+    proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tt_compile",
+                             os.path.join(work_dir, "jobs.json"), os.path.join(work_dir, "out")],
+                            cwd=rootdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def run_all(python: str, plan: Dict[str, Tuple[str, List[Job]]], base_dir: str, rootdir: str,
+            parallel: int = 2) -> Dict[str, dict]:
+    """Run every target's jobs (``plan``: target -> (descriptor, jobs)), ``parallel`` processes at a
+    time, largest first. Returns target -> results (``tt_compile`` format) or {"failed": log tail}."""
+    order = sorted(plan, key=lambda t: -sum(len(j.programs) * (5 if j.geometry == "qwen2_5_7b" else 1)
+                                             for j in plan[t][1]))
+    running, results = {}, {}
+    while order or running:
+        while order and len(running) < parallel:
+            target = order.pop(0)
+            descriptor, jobs = plan[target]
+            running[target] = (launch(python, descriptor, jobs, os.path.join(base_dir, target), rootdir), time.time())
+        time.sleep(0.2)
+        for target, (proc, start) in list(running.items()):
+            if proc.poll() is None and time.time() - start < WORKER_TIMEOUT_S:
+                continue
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.log.close()
+            del running[target]
+            results[target] = _collect(os.path.join(base_dir, target), proc.returncode, time.time() - start)
+    return results
+
+
+def _collect(work_dir: str, returncode: int, seconds: float) -> dict:
+    shutil.rmtree(os.path.join(work_dir, "tmp"), ignore_errors=True)  # the unpacked runtime
+    path = os.path.join(work_dir, "out", "results.json")
+    if returncode == 0 and os.path.isfile(path):
+        with open(path) as f:
+            out = json.load(f)
+        out["process_seconds"] = round(seconds, 1)
+        out["out_dir"] = os.path.dirname(path)
+        return out
+    with open(os.path.join(work_dir, "worker.log"), errors="replace") as f:
+        tail = f.read()[-3000:]
+    return {"failed": f"worker exited {returncode} after {seconds:.0f}s; last output:\n{tail}\n"
+                      f"(a 'system desc schema mismatch' means the descriptor was made for another plugin "
+                      f"build: regenerate with {REGENERATE})"}
