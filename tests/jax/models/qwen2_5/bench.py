@@ -23,24 +23,25 @@ import sys
 import tempfile
 import time
 
+from .cli import Parser, positive_int
 from .devices import parse_mesh, prepare_platform, resolve_platform
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--kv-heads", type=int, default=2)
-    p.add_argument("--intermediate", type=int, default=688)
-    p.add_argument("--vocab", type=int, default=2048)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--prompt", type=int, default=32, help="prompt length")
-    p.add_argument("--new-tokens", type=int, default=64)
+    p = Parser(prog="python -m tests.jax.models.qwen2_5.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--layers", type=positive_int, default=4)
+    p.add_argument("--heads", type=positive_int, default=8)
+    p.add_argument("--kv-heads", type=positive_int, default=2)
+    p.add_argument("--intermediate", type=positive_int, default=688)
+    p.add_argument("--vocab", type=positive_int, default=2048)
+    p.add_argument("--batch", type=positive_int, default=8)
+    p.add_argument("--prompt", type=positive_int, default=32, help="prompt length")
+    p.add_argument("--new-tokens", type=positive_int, default=64)
     p.add_argument("--meshes", default="1x1,1x8,2x4", help="comma-separated BxM mesh shapes")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per process (median)")
-    p.add_argument("--rounds", type=int, default=3,
+    p.add_argument("--runs", type=positive_int, default=5, help="timed runs per process (median)")
+    p.add_argument("--rounds", type=positive_int, default=3,
                    help="interleaved rounds of every backend, each in a fresh process (median of rounds)")
     p.add_argument("--platform", choices=("auto", "cpu", "tt"), default="cpu")
     p.add_argument("--loop", choices=("device", "host"), default=None,
@@ -48,14 +49,33 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     p.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.worker:
+        check_args(p, args)
+    return args
 
 
-def mesh_shapes(text: str):
+def check_args(p, args) -> None:
+    """Meshes and head layout, before any checkpoint is built or process started."""
+    from .config import Qwen2Config, UnsupportedConfigError
+    from .layout import TPLayout
+
+    args.shapes = mesh_shapes(p, args.meshes)
+    try:
+        config = Qwen2Config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
+                             num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                             num_key_value_heads=args.kv_heads, head_dim=args.hidden // args.heads)
+        for _, model in args.shapes:
+            TPLayout(config, model)
+    except (UnsupportedConfigError, ValueError) as e:
+        p.fail(str(e))
+
+
+def mesh_shapes(p, text: str):
     try:
         return [parse_mesh(item) for item in text.split(",")]
     except ValueError as e:
-        raise SystemExit(f"--meshes: {e}") from e
+        p.fail(f"argument --meshes: {e}")
 
 
 def median_time(fn, runs: int) -> float:
@@ -126,7 +146,7 @@ def matmul_floor(model, batch: int, steps: int, runs: int) -> float:
 
 def worker_jax(args) -> dict:
     """One mesh in its own process, with exactly the devices it needs."""
-    a, m = mesh_shapes(args.meshes)[0]
+    a, m = parse_mesh(args.meshes)
     platform = resolve_platform(args.platform)
     prepare_platform(platform, a * m)
     import jax
@@ -179,7 +199,7 @@ def main(argv=None) -> int:
         result = worker_jax(args) if args.worker == "jax" else worker_torch(args)
         print("RESULT " + json.dumps(result))
         return 0
-    shapes = mesh_shapes(args.meshes)
+    shapes = args.shapes
     from . import random_checkpoint as rc
 
     geometry = dict(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,

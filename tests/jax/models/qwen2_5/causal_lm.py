@@ -53,7 +53,7 @@ class Qwen2TP:
     def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32",
                  max_cache_length: Optional[int] = None):
         self.config = config
-        self.max_cache_length = _cache_limit(config, max_cache_length)
+        self.max_cache_length = cache_limit(config, max_cache_length)
         self.mesh = mesh
         self.dtype = dtype
         self.layout = TPLayout(config, model_size(mesh))
@@ -99,7 +99,7 @@ class Qwen2TP:
 DEFAULT_MAX_CACHE_LENGTH = 4096
 
 
-def _cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
+def cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
     limit = min(DEFAULT_MAX_CACHE_LENGTH, config.max_position_embeddings) if requested is None else int(requested)
     if not 1 <= limit <= config.max_position_embeddings:
         raise ValueError(f"max_cache_length must be in [1, {config.max_position_embeddings}] "
@@ -117,7 +117,7 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     config = Qwen2Config.from_checkpoint(checkpoint_dir)
-    _cache_limit(config, max_cache_length)
+    cache_limit(config, max_cache_length)
     layout = TPLayout(config, model_size(mesh))  # raises with the supported T values
     params = load_params(checkpoint_dir, config, layout, mesh, dtype)
     return Qwen2TP(config, mesh, params, dtype, max_cache_length)

@@ -31,6 +31,23 @@ GEOMETRIES = {
     "bench": dict(vocab_size=2048, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                   num_attention_heads=8, num_key_value_heads=2, tie_word_embeddings=False, config_style="v5"),
 }
+GEOMETRY_7B = "qwen2_5_7b"  # the full published Qwen2.5-7B config (presets.py); never built as a checkpoint here
+CHAT_MAX_POSITIONS = 4096  # max_position_embeddings of the chat checkpoints (build_chat_checkpoint)
+
+
+def geometry_config(name: str):
+    """The ``Qwen2Config`` of a suite geometry (``random_checkpoint.GEOMETRIES``) or of the full
+    Qwen2.5-7B (``qwen2_5_7b``: 28 layers, vocabulary 152064)."""
+    from . import presets
+    from .config import Qwen2Config
+
+    if name == GEOMETRY_7B:
+        return Qwen2Config.from_dict(presets.config_json("qwen2.5-7b-instruct"), source=name)
+    geo = {k: v for k, v in GEOMETRIES[name].items() if k not in ("config_style", "initializer_range")}
+    geo.setdefault("head_dim", geo["hidden_size"] // geo["num_attention_heads"])
+    geo.setdefault("max_position_embeddings", 1024)  # as hf_config
+    geo.setdefault("rope_theta", 10000.0)
+    return Qwen2Config(**geo)
 
 
 def hf_config(geometry: dict, **overrides):
@@ -123,7 +140,7 @@ def build_chat_checkpoint(out_dir: str, texts, geometry: str = "gqa28x4", seed: 
     tokenizer = train_tokenizer(texts)
     geo = dict(GEOMETRIES[geometry], vocab_size=len(tokenizer))
     model = random_model(geo, seed, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         max_position_embeddings=4096)
+                         max_position_embeddings=CHAT_MAX_POSITIONS)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     save_checkpoint(model, out_dir, geo.get("config_style", "v5"))

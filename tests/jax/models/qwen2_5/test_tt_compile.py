@@ -24,7 +24,7 @@ import pytest
 
 from . import filecheck, ttnn_audit
 from .conftest import MESH_PARAMS
-from .tt_compile import GEOMETRY_7B, geometry_config
+from .random_checkpoint import GEOMETRY_7B, geometry_config
 from .tt_jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
 from .tt_targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
                          search_dirs, sha256)

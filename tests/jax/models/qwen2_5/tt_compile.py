@@ -26,22 +26,7 @@ import sys
 import tempfile
 import time
 
-GEOMETRY_7B = "qwen2_5_7b"
 ERROR_LINES = 12
-
-
-def geometry_config(name: str):
-    """The ``Qwen2Config`` of a suite geometry (``random_checkpoint.GEOMETRIES``) or of the full
-    Qwen2.5-7B (``qwen2_5_7b``: 28 layers, vocabulary 152064)."""
-    from . import presets, random_checkpoint
-    from .config import Qwen2Config
-
-    if name == GEOMETRY_7B:
-        return Qwen2Config.from_dict(presets.config_json("qwen2.5-7b-instruct"), source=name)
-    geo = {k: v for k, v in random_checkpoint.GEOMETRIES[name].items() if k not in ("config_style", "initializer_range")}
-    geo.setdefault("head_dim", geo["hidden_size"] // geo["num_attention_heads"])
-    geo.setdefault("max_position_embeddings", 1024)
-    return Qwen2Config(**geo)
 
 
 @contextlib.contextmanager
@@ -103,6 +88,7 @@ def run_jobs(jobs: list, out_dir: str) -> dict:
 
     from .partitioning import make_mesh
     from .programs import abstract_model, lower
+    from .random_checkpoint import geometry_config
 
     devices = jax.devices("tt")
     results = {"devices": len(devices), "device_kind": str(devices[0].device_kind) if devices else None,

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 
+from .cli import Parser
 from .tt_targets import BY_NAME, COMMITTED_DIR, schema_hash, sha256
 
 # target -> cluster descriptor YAML shipped with the plugin's tt-metal runtime
@@ -78,7 +79,7 @@ def make(target: str, out_dir: str, cache_dir: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.jax.models.qwen2_5.tt_descriptors",
+    parser = Parser(prog="python -m tests.jax.models.qwen2_5.tt_descriptors",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", help=f"targets to make (default: all of {sorted(MOCK_CLUSTERS)})")
     parser.add_argument("--out", default=COMMITTED_DIR, help="output directory (default: the committed one)")
@@ -91,9 +92,9 @@ def main(argv=None) -> int:
         return 0
     unknown = [t for t in args.targets if t not in MOCK_CLUSTERS]
     if unknown:
-        parser.exit(2, f"tt_descriptors: unknown target(s) {unknown}; mock mode makes {sorted(MOCK_CLUSTERS)}\n")
+        parser.fail(f"unknown target(s) {unknown}; mock mode makes {sorted(MOCK_CLUSTERS)}")
     if plugin_version() == "unknown":
-        parser.exit(2, "tt_descriptors: no Tenstorrent PJRT plugin in this Python; run it with .venv-tt/bin/python\n")
+        parser.fail("no Tenstorrent PJRT plugin in this Python; run it with .venv-tt/bin/python")
     os.makedirs(args.out, exist_ok=True)
     manifest_path = os.path.join(args.out, "manifest.json")
     manifest = {"plugin": plugin_version(), "descriptors": {}}

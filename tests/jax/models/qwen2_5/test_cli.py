@@ -1,0 +1,48 @@
+"""Command-line tools fail as a new user needs: one line on stderr, exit status 2, before any data,
+weight or dataset hub is touched (no GSM8K_PATH is set here, so a late check would first spend
+its time retrying the hub and print a traceback)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.cpu
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+
+GSM8K = "tests.jax.models.qwen2_5.gsm8k"
+BENCH = "tests.jax.models.qwen2_5.bench"
+SYNTHETIC = "tests.jax.models.qwen2_5.synthetic"
+CASES = [
+    (GSM8K, ["--model-path", "/nonexistent"], "is not a directory"),
+    (GSM8K, ["--mesh", "3x3"], "Supported 'model' axis sizes"),
+    (GSM8K, ["--mesh", "2*4"], "BxM"),
+    (GSM8K, ["--samples", "-1"], "--samples"),
+    (GSM8K, ["--samples", "many"], "--samples"),
+    (GSM8K, ["--max-new-tokens", "100000"], "cache positions"),
+    (GSM8K, ["--batch-size", "0"], "--batch-size"),
+    (GSM8K, ["--gsm8k-path", "/nonexistent.jsonl"], "does not exist"),
+    (GSM8K, ["--report", "/nonexistent/report.json"], "--report"),
+    (GSM8K, ["--protocol", "zeroshot"], "--protocol"),
+    (BENCH, ["--meshes", "1x1,3x3"], "Supported 'model' axis sizes"),
+    (BENCH, ["--batch", "-2"], "--batch"),
+    (BENCH, ["--heads", "8", "--kv-heads", "3"], "multiple of num_key_value_heads"),
+    (SYNTHETIC, ["--preset", "qwen2.5-70b", "/tmp/x"], "--preset"),
+    (SYNTHETIC, ["--preset", "qwen2.5-7b-instruct", "--layers", "0", "/tmp/x"], "--layers"),
+    (SYNTHETIC, ["--preset", "qwen2.5-7b-instruct", "--tokenizer", "/nonexistent", "/tmp/x"], "--tokenizer"),
+    (SYNTHETIC, ["--preset", "qwen2.5-7b-instruct"], "OUT"),
+]
+
+
+@pytest.mark.parametrize("module,args,words", CASES, ids=[f"{m.rsplit('.', 1)[1]}{' '.join(a)}" for m, a, _ in CASES])
+def test_usage_error_is_one_line_and_exit_2(module, args, words, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("GSM8K_PATH", "QWEN2_5_MODEL_PATH", "XLA_FLAGS")}
+    out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
+    assert len(lines) == 1 and "error:" in lines[0] and words in lines[0], out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and not out.stdout.strip(), out.stdout[-2000:]
