@@ -53,6 +53,9 @@ def pytest_addoption(parser):
                 help="directory of cached PyTorch reference runs (real checkpoints)")
     _add_option(parser, "--gsm8k-report-dir", default=os.path.join("reports", "gsm8k"),
                 help="where each GSM8K evaluation writes its JSON report")
+    _add_option(parser, "--qwen-tokenizer", default=None,
+                help="a directory with Qwen's tokenizer.json for the rehearsal tests (env QWEN2_5_TOKENIZER); "
+                     "they skip without it")
     # Tenstorrent compile-only checks (tests/jax/models/qwen2_5/test_tt_compile.py).
     _add_option(parser, "--tt-python", default=None,
                 help="a Python with a Tenstorrent PJRT plugin for the compile checks (env QWEN2_5_TT_PYTHON; "

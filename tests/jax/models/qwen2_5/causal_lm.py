@@ -89,6 +89,16 @@ class Qwen2TP:
 
     __call__ = forward
 
+    def release(self) -> None:
+        """Free the parameters' device buffers and the compiled programs; the model is unusable after.
+        (A 7B model on host devices leaves room for the PyTorch reference only once released.)"""
+        for leaf in jax.tree.leaves(self.params):
+            if isinstance(leaf, jax.Array):
+                leaf.delete()
+        self.params = None
+        self._forward_fns.clear()
+        self.__dict__.pop("_generation_programs", None)
+
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 32,
                  eos_token_id=None, loop: Optional[str] = None) -> np.ndarray:
         """Greedy tokens [batch, max_new_tokens] int32 (see ``generation.py``)."""

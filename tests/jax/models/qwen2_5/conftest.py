@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 import pytest
 
+from . import load_model
 from . import random_checkpoint as rc
+from .gsm8k.data import GSM8KUnavailable, load_split
+from .gsm8k.evaluate import Settings, evaluate, summary_line, write_report
 from .partitioning import make_mesh
 
 _m = pytest.mark
@@ -99,3 +104,36 @@ def reference_factory(checkpoint_factory):
         return cache[name]
 
     return get
+
+
+# --- GSM8K (test_gsm8k.py, test_rehearsal.py) ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def gsm8k_splits(request):
+    path = request.config.getoption("--gsm8k-path")
+    try:
+        return load_split("test", path), load_split("train", path)
+    except GSM8KUnavailable as e:
+        pytest.skip(f"{e}. Pass --gsm8k-path DIR (or set GSM8K_PATH), e.g. --gsm8k-path ../shared/data/gsm8k")
+
+
+def run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, dtype, cache_dir, label,
+              max_new_tokens=None):
+    """Evaluate on ``mesh`` with the PyTorch reference; writes the JSON report and records properties."""
+    cfg = request.config
+    settings = Settings(protocol, max_new_tokens or cfg.getoption("--gsm8k-max-new-tokens"),
+                        cfg.getoption("--gsm8k-batch-size"), dtype)
+    model = load_model(path, mesh, dtype=dtype)
+    report = evaluate(model, path, tokenizer, problems, settings, train, reference=True, cache_dir=cache_dir,
+                      rerun_reference=cfg.getoption("--gsm8k-rerun-reference"), mesh=mesh_name(mesh))
+    report["label"] = label
+    report_dir = cfg.getoption("--gsm8k-report-dir")
+    if not os.path.isabs(report_dir):
+        report_dir = os.path.join(str(cfg.rootpath), report_dir)
+    out = os.path.join(report_dir, f"gsm8k-{label}-{protocol.name}-{dtype}-mesh_{mesh_name(mesh)}.json")
+    write_report(report, out)
+    print("\n" + summary_line(report))
+    record_model(lambda k, v: request.node.user_properties.append((k, v)), f"qwen2_5-{label}-gsm8k", mesh,
+                 gsm8k_accuracy=report["accuracy"], gsm8k_reference_accuracy=report["reference"]["accuracy"],
+                 gsm8k_agreement=report["reference"]["answer_agreement"], report_path=out)
+    return report

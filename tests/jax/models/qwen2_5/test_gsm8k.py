@@ -6,10 +6,10 @@ import os
 import pytest
 
 from . import load_model
-from .conftest import build_mesh, mesh_name, record_model
+from .conftest import build_mesh, run_gsm8k
 from .gsm8k import extract_answer, is_correct
 from .gsm8k.data import GSM8KFormatError, GSM8KUnavailable, Problem, load_split, read_jsonl, select
-from .gsm8k.evaluate import Settings, evaluate, summary_line, write_report
+from .gsm8k.evaluate import Settings, evaluate
 from .gsm8k.prompts import build_prompts, choose, fewshot_prefix, finish, strip_calculator
 
 pytestmark = pytest.mark.gsm8k
@@ -110,15 +110,6 @@ def test_fewshot_prompt():
 # --- parity on a random checkpoint -----------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def gsm8k_splits(request):
-    path = request.config.getoption("--gsm8k-path")
-    try:
-        return load_split("test", path), load_split("train", path)
-    except GSM8KUnavailable as e:
-        pytest.skip(f"{e}. Pass --gsm8k-path DIR (or set GSM8K_PATH), e.g. --gsm8k-path ../shared/data/gsm8k")
-
-
-@pytest.fixture(scope="session")
 def gsm8k_random_checkpoint(gsm8k_splits, tmp_path_factory):
     from .random_checkpoint import build_chat_checkpoint
 
@@ -131,25 +122,6 @@ def gsm8k_random_checkpoint(gsm8k_splits, tmp_path_factory):
 def samples(config, default):
     value = config.getoption("--gsm8k-samples")
     return default if value is None else value
-
-
-def run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, dtype, cache_dir, label):
-    cfg = request.config
-    settings = Settings(protocol, cfg.getoption("--gsm8k-max-new-tokens"), cfg.getoption("--gsm8k-batch-size"), dtype)
-    model = load_model(path, mesh, dtype=dtype)
-    report = evaluate(model, path, tokenizer, problems, settings, train, reference=True, cache_dir=cache_dir,
-                      rerun_reference=cfg.getoption("--gsm8k-rerun-reference"), mesh=mesh_name(mesh))
-    report["label"] = label
-    report_dir = cfg.getoption("--gsm8k-report-dir")
-    if not os.path.isabs(report_dir):
-        report_dir = os.path.join(str(cfg.rootpath), report_dir)
-    out = os.path.join(report_dir, f"gsm8k-{label}-{protocol.name}-{dtype}-mesh_{mesh_name(mesh)}.json")
-    write_report(report, out)
-    print("\n" + summary_line(report))
-    record_model(lambda k, v: request.node.user_properties.append((k, v)), f"qwen2_5-{label}-gsm8k", mesh,
-                 gsm8k_accuracy=report["accuracy"], gsm8k_reference_accuracy=report["reference"]["accuracy"],
-                 gsm8k_agreement=report["reference"]["answer_agreement"], report_path=out)
-    return report
 
 
 @pytest.mark.model_test

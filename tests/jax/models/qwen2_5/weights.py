@@ -169,10 +169,15 @@ def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh
     ckpt = Checkpoint(checkpoint_dir)
     params: dict = {}
     for path, kind, hf_names in hf_tensors(config):
-        hosts = [np.asarray(ckpt.read(name, shape)).astype(np_dtype)
-                 for name, shape in zip(hf_names, TPLayout.hf_shapes(config, kind))]
-        tp = np.ascontiguousarray(layout.transform(kind, *hosts))
+        # Memory-mapped file tensors -> one transformed host copy in the target dtype -> device buffers.
+        # The mappings go before the devices are filled, so a parameter costs at most about twice its
+        # bytes on top of what is loaded (a 7B load peaks near the model's size plus one embedding).
+        hosts = [ckpt.read(name, shape) for name, shape in zip(hf_names, TPLayout.hf_shapes(config, kind))]
+        tp = np.ascontiguousarray(layout.transform(kind, *hosts), dtype=np_dtype)
+        if any(np.may_share_memory(tp, h) for h in hosts):
+            tp = tp.copy()  # never hand the devices a view of a file mapping
+        del hosts
         sharding = named(mesh, match_rule(path)[1])
         _insert(params, path, jax.make_array_from_callback(tp.shape, sharding, lambda index, tp=tp: tp[index]))
-        del hosts, tp
+        del tp
     return params

@@ -141,7 +141,8 @@ def main(argv=None) -> int:
     settings = Settings(protocol, args.max_new_tokens, args.batch_size, dtype)
     report = evaluate(model, path, tokenizer, problems, settings, train, reference=args.reference,
                       cache_dir=args.reference_cache, rerun_reference=args.rerun_reference,
-                      mesh=mesh_name, show_progress=True)
+                      mesh=mesh_name, show_progress=True,
+                      release_before_reference=True)
     write_report(report, args.report)
     print(summary_line(report))
     print(f"accuracy {report['accuracy']:.1f}% ({report['correct']}/{report['problems']})")

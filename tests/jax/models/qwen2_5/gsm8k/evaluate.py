@@ -41,6 +41,14 @@ def stop_ids(tokenizer, config) -> List[int]:
     return sorted(i for i in ids if i < config.vocab_size)
 
 
+def describe_tokenizer(tokenizer) -> dict:
+    """What the report records of the tokenizer: where it came from, its size and special ids."""
+    template = getattr(tokenizer, "chat_template", None)
+    return {"name_or_path": getattr(tokenizer, "name_or_path", None), "class": type(tokenizer).__name__,
+            "vocab": len(tokenizer), "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None}
+
+
 def pad_id(tokenizer, stops: Sequence[int]) -> int:
     return int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else int(stops[0])
 
@@ -166,8 +174,10 @@ def accuracy(records) -> float:
 def evaluate(model, checkpoint_dir: str, tokenizer, problems: Sequence[Problem], settings: Settings,
              train: Optional[Sequence[Problem]] = None, reference: bool = False,
              cache_dir: Optional[str] = None, rerun_reference: bool = False, mesh: str = "?",
-             show_progress: bool = False) -> dict:
-    """Evaluate ``model`` on ``problems``; with ``reference`` also the PyTorch model. Returns the report."""
+             show_progress: bool = False, release_before_reference: bool = False) -> dict:
+    """Evaluate ``model`` on ``problems``; with ``reference`` also the PyTorch model. Returns the report.
+    ``release_before_reference`` frees the JAX model's buffers before PyTorch loads its copy (for
+    models that fit the host once, not twice)."""
     tokenizer.padding_side = "left"
     stops = stop_ids(tokenizer, model.config)
     pad = pad_id(tokenizer, stops)
@@ -182,11 +192,13 @@ def evaluate(model, checkpoint_dir: str, tokenizer, problems: Sequence[Problem],
     generated = sum(len(t) for t in tokens)
     report = {
         "checkpoint": os.path.abspath(checkpoint_dir), "mesh": mesh, "settings": settings.describe(),
-        "stop_ids": stops, "problems": len(problems), "correct": sum(r["correct"] for r in records),
+        "tokenizer": describe_tokenizer(tokenizer), "stop_ids": stops, "problems": len(problems), "correct": sum(r["correct"] for r in records),
         "accuracy": accuracy(records), "generated_tokens": generated, "seconds": seconds,
         "tokens_per_second": generated / seconds if seconds else None, "records": records,
     }
     if reference:
+        if release_before_reference:
+            model.release()
         ref = generate_reference(checkpoint_dir, encoded, settings, stops, pad, [p.id for p in problems],
                                  cache_dir, rerun_reference, progress)
         ref_records = score(problems, ref["tokens"], tokenizer, settings.protocol, [len(e) for e in encoded], stops)
