@@ -13,6 +13,7 @@ from .config import Qwen2Config
 from .layout import TPLayout
 from .model import MODEL_AXIS, Qwen2Shard
 from .partitioning import batch_axis_for, model_size, partition_specs, shard_map
+from .weight_marks import mark_weights
 from .weights import DTYPES, load_params
 
 
@@ -78,7 +79,7 @@ class Qwen2TP:
             sharded = shard_map(shard_fn, self.mesh, in_specs=(self.param_specs, row, row),
                                 out_specs=P(batch_axis, None, MODEL_AXIS))
             vocab = self.config.vocab_size
-            self._forward_fns[batch_axis] = jax.jit(lambda p, i, m: sharded(p, i, m)[..., :vocab])
+            self._forward_fns[batch_axis] = jax.jit(lambda p, i, m: sharded(mark_weights(p), i, m)[..., :vocab])
         return self._forward_fns[batch_axis]
 
     def forward(self, input_ids, attention_mask=None) -> jax.Array:

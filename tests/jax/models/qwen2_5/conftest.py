@@ -13,6 +13,8 @@ from . import random_checkpoint as rc
 from .gsm8k.data import GSM8KUnavailable, load_split
 from .gsm8k.evaluate import Settings, evaluate, summary_line, write_report
 from .partitioning import make_mesh
+from .plugin import write_perf_report
+from .properties import set_measured
 
 _m = pytest.mark
 # Mesh ids select meshes (`pytest -k mesh_2x4`); marks follow tt-xla's conventions.
@@ -29,24 +31,15 @@ def mesh_name(mesh) -> str:
     return "x".join(str(n) for n in mesh.devices.shape)
 
 
-def parallelism(mesh) -> str:
-    batch, model = mesh.devices.shape
-    if batch * model == 1:
-        return "single_device"
-    return "tensor_parallel" if batch == 1 else "data_parallel+tensor_parallel"
-
-
-def record_model(record_property, model_name: str, mesh, report: dict = None, **extra) -> None:
-    """tt-xla's test properties: model name, parallelism, run mode, mesh, and pcc/atol when measured."""
-    record_property("model_name", model_name)
-    record_property("parallelism", parallelism(mesh))
-    record_property("run_mode", "inference")
-    record_property("mesh", mesh_name(mesh))
+def record_model(node, checkpoint: str, mesh, report: dict = None, **extra) -> None:
+    """The test's junit properties beyond tt-xla's tags: checkpoint, mesh and extras; a measured
+    logits report's pcc and atol go into the tags (``properties.set_measured``)."""
+    node.user_properties.append(("checkpoint", checkpoint))
+    node.user_properties.append(("mesh", mesh_name(mesh)))
     if report is not None:
-        record_property("pcc", report["pcc"])
-        record_property("atol", report["atol"])
+        set_measured(node, report["pcc"], report["atol"])
     for key, value in extra.items():
-        record_property(key, value)
+        node.user_properties.append((key, value))
 
 
 def build_mesh(config, shape):
@@ -64,6 +57,19 @@ def build_mesh(config, shape):
 @pytest.fixture(params=MESH_PARAMS)
 def mesh(request):
     return build_mesh(request.config, request.param)
+
+
+PARTITIONERS = ("shardy", "gspmd")
+
+
+@pytest.fixture(params=PARTITIONERS)
+def partitioner(request):
+    """Run the test under Shardy and under GSPMD (jax_use_shardy_partitioner), as tt-xla does for
+    multi-chip tests; programs built inside the test are traced and compiled under that choice."""
+    previous = jax.config.jax_use_shardy_partitioner
+    jax.config.update("jax_use_shardy_partitioner", request.param == "shardy")
+    yield request.param
+    jax.config.update("jax_use_shardy_partitioner", previous)
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +139,9 @@ def run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, dtype, 
     out = os.path.join(report_dir, f"gsm8k-{label}-{protocol.name}-{dtype}-mesh_{mesh_name(mesh)}.json")
     write_report(report, out)
     print("\n" + summary_line(report))
-    record_model(lambda k, v: request.node.user_properties.append((k, v)), f"qwen2_5-{label}-gsm8k", mesh,
+    write_perf_report(cfg, request.node.nodeid, {"gsm8k_tokens_per_second": report["tokens_per_second"],
+                                                 "gsm8k_accuracy": report["accuracy"], "mesh": mesh_name(mesh)})
+    record_model(request.node, f"{label}-gsm8k", mesh,
                  gsm8k_accuracy=report["accuracy"], gsm8k_reference_accuracy=report["reference"]["accuracy"],
                  gsm8k_agreement=report["reference"]["answer_agreement"], report_path=out)
     return report

@@ -30,6 +30,7 @@ from jax.sharding import PartitionSpec as P
 from .causal_lm import check_batch, positions_from_mask
 from .model import MODEL_AXIS, Qwen2Shard
 from .partitioning import batch_axis_for, shard_map
+from .weight_marks import mark_weights
 
 MIN_BUCKET = 16
 NEW_TOKENS_MULTIPLE = 32
@@ -137,7 +138,7 @@ def _generate_program(model, batch_axis, cache_len: int):
 
     row = P(batch_axis, None)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, P(), P(), P()), out_specs=row)
-    return jax.jit(fn)
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args))
 
 
 def _program(model, key, build):
@@ -237,7 +238,7 @@ def _forced_program(model, batch_axis, cache_len: int):
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, row),
                    out_specs=P(batch_axis, None, MODEL_AXIS))
     vocab = model.config.vocab_size
-    return jax.jit(lambda *a: fn(*a)[..., :vocab])
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args)[..., :vocab])
 
 
 def cached_step_logits(model, input_ids, attention_mask, forced_tokens) -> np.ndarray:
@@ -263,8 +264,9 @@ def _prefill_program(model, batch_axis, cache_len: int):
         return greedy_token(logits, model.layout.tp), caches, key_mask, lengths
 
     row, vec = P(batch_axis, None), P(batch_axis)
-    return jax.jit(shard_map(run, model.mesh, in_specs=(model.param_specs, row, row),
-                             out_specs=(vec, _cache_specs(model, batch_axis), row, vec)))
+    fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row),
+                   out_specs=(vec, _cache_specs(model, batch_axis), row, vec))
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args))
 
 
 def _step_program(model, batch_axis, cache_len: int):
@@ -277,8 +279,9 @@ def _step_program(model, batch_axis, cache_len: int):
         return greedy_token(logits, model.layout.tp), caches, key_mask
 
     caches, row, vec = _cache_specs(model, batch_axis), P(batch_axis, None), P(batch_axis)
-    return jax.jit(shard_map(run, model.mesh, in_specs=(model.param_specs, caches, row, vec, vec, P()),
-                             out_specs=(vec, caches, row)), donate_argnums=(1, 2))
+    fn = shard_map(run, model.mesh, in_specs=(model.param_specs, caches, row, vec, vec, P()),
+                   out_specs=(vec, caches, row))
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), donate_argnums=(1, 2))
 
 
 def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, cache_len) -> np.ndarray:

@@ -36,28 +36,50 @@ def psum_model(x: jax.Array, tp: int) -> jax.Array:
     return x if tp == 1 else jax.lax.psum(x, MODEL_AXIS)
 
 
-def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype, table_size: int) -> Tuple[jax.Array, jax.Array]:
-    """cos/sin for rotate-half RoPE. positions [b, s], each below ``table_size`` -> two
-    [b, s, 1, d] tables in ``dtype``.
+def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype, table_size: int,
+                head_scales: Sequence[float] = (1.0,)) -> Tuple[jax.Array, jax.Array]:
+    """cos and signed sin for rotate-half RoPE: positions [b, s], each below ``table_size`` ->
+    two [b, s, h, d] tables in ``dtype``, one row of ``head_scales`` per head (h of them).
 
-    The angles of positions 0..table_size-1 depend only on static shapes, so XLA folds their
-    cos/sin into a constant at compile time; each call only gathers rows. (Computed from
-    ``positions`` directly, XLA would fuse the cos/sin into every consumer and evaluate them
-    once per query and key element of every layer.)
+    The sin table holds -sin on its first half (see ``apply_rope``), and each head's rows are
+    multiplied by its scale: the queries' 1/sqrt(d) attention scale rides on the rotation, so
+    no layer multiplies its scores. The angles of positions 0..table_size-1 depend only on
+    static shapes, so XLA folds their cos/sin into a constant at compile time; each call only
+    gathers rows. (Computed from ``positions`` directly, XLA would fuse the cos/sin into every
+    consumer and evaluate them once per query and key element of every layer.)
     """
+    half = head_dim // 2
     inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
     freqs = jnp.arange(table_size, dtype=jnp.float32)[:, None] * inv_freq  # [p, d/2]
     angles = jnp.concatenate([freqs, freqs], axis=-1)  # [p, d]
-    cos, sin = jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
-    return (jnp.take(cos, positions, axis=0)[:, :, None, :],  # [b, s, 1, d]
-            jnp.take(sin, positions, axis=0)[:, :, None, :])
+    sign = jnp.where(jnp.arange(head_dim) < half, -1.0, 1.0)  # [d]
+    cos, sin = jnp.cos(angles), jnp.sin(angles) * sign  # [p, d]
+    scales = jnp.asarray(head_scales, jnp.float32)[:, None]  # [h, 1]
+    return ((jnp.take(cos, positions, axis=0)[:, :, None, :] * scales).astype(dtype),  # [b, s, h, d]
+            (jnp.take(sin, positions, axis=0)[:, :, None, :] * scales).astype(dtype))
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
-    """x [b, s, heads, d] rotated by the tables (halves, as Hugging Face does)."""
+    """x [b, s, heads, d] rotated by the tables (halves, as Hugging Face does; the sign of the
+    rotated first half lives in the sin table, which saves a negation per layer on tt-mlir)."""
     half = x.shape[-1] // 2
-    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return x * cos + rotated * sin
+    swapped = jnp.concatenate([x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + swapped * sin
+
+
+_ONE_SLOT = jax.lax.ScatterDimensionNumbers(update_window_dims=(0, 1, 3), inserted_window_dims=(2,),
+                                            scatter_dims_to_operand_dims=(2,))
+
+
+def write_cache(cache: jax.Array, new: jax.Array, index) -> jax.Array:
+    """cache [b, k, t, d] with new [b, k, s, d] written at key slots index .. index + s - 1."""
+    if new.shape[2] == 1:
+        # One slot (a decode step) as a scatter along t: tt-mlir lowers it to its in-place cache update,
+        # which keeps the cache in tile layout (dynamic_update_slice became a row-major rows_scatter).
+        slot = jnp.reshape(jnp.asarray(index, jnp.int32), (1, 1))
+        return jax.lax.scatter(cache, slot, new, _ONE_SLOT, indices_are_sorted=True, unique_indices=True,
+                               mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    return jax.lax.dynamic_update_slice(cache, new, (0, 0, index, 0))
 
 
 class RMSNorm(nn.Module):
@@ -84,7 +106,8 @@ class Attention(nn.Module):
 
     @nn.compact
     def __call__(self, x, cos, sin, allowed, cache: Optional[KVCache] = None, cache_index=None):
-        """x [b, s, e]; allowed [b, s, t] bool (which keys each query may see).
+        """x [(b s), e] (the tokens of b rows of s positions); allowed [b, s, t] bool (which keys each
+        query may see).
 
         Without a cache the keys are this call's own positions (t == s). With a cache the
         new keys/values are written at ``cache_index`` and the query attends over the whole
@@ -92,35 +115,46 @@ class Attention(nn.Module):
         """
         c = self.config
         d = c.head_dim
-        b, s, _ = x.shape
+        b, s = allowed.shape[:2]
 
         def proj(features, name, bias):
             return nn.Dense(features, use_bias=bias, dtype=self.dtype, param_dtype=self.dtype, name=name)
 
         n, kv = self.q_heads, self.kv_heads
-        qkv = proj((n + 2 * kv) * d, "qkv_proj", True)(x)  # [b, s, (n+2k)*d]: this device's q | k | v
-        q = qkv[..., : n * d].reshape(b, s, n, d)  # [b, s, n, d]
-        k = qkv[..., n * d: (n + kv) * d].reshape(b, s, kv, d)  # [b, s, k, d]
+        qkv = proj((n + 2 * kv) * d, "qkv_proj", True)(x)  # [(b s), (n+2k)*d]: this device's q | k | v
+        # q and k heads are adjacent: one rotation serves both (half of RoPE's ops on tt-mlir).
+        qk = apply_rope(qkv[..., : (n + kv) * d].reshape(b, s, n + kv, d), cos, sin)  # [b, s, n+k, d]
+        q, k = qk[:, :, :n], qk[:, :, n:]  # q [b, s, n, d] already scaled by 1/sqrt(d); k [b, s, k, d]
         v = qkv[..., (n + kv) * d:].reshape(b, s, kv, d)  # [b, s, k, d]
-        q = apply_rope(q, cos, sin)
-        k = apply_rope(k, cos, sin)
 
         k = k.transpose(0, 2, 1, 3)  # [b, k, s, d]: each head's keys contiguous
         v = v.transpose(0, 2, 1, 3)  # [b, k, s, d]
         if cache is not None:
             cache_k, cache_v = cache  # [b, k, t, d]
-            start = (0, 0, cache_index, 0)
-            cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), start)
-            cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), start)
+            cache_k = write_cache(cache_k, k.astype(cache_k.dtype), cache_index)
+            cache_v = write_cache(cache_v, v.astype(cache_v.dtype), cache_index)
             k, v = cache_k, cache_v  # [b, k, t, d]
             cache = (cache_k, cache_v)
 
-        g = self.q_heads // self.kv_heads
-        q = q.reshape(b, s, self.kv_heads, g, d)  # [b, s, k, g, d]
-        scores = jnp.einsum("bskgd,bktd->bkgst", q, k).astype(jnp.float32) * (d ** -0.5)
-        scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)  # [b, k, g, s, t]
-        out = jnp.einsum("bkgst,bktd->bskgd", probs, v).reshape(b, s, self.q_heads * d)
+        g = n // kv
+        lowest = jnp.finfo(jnp.float32).min
+        if s == 1:
+            # A decode step as plain batched products over (b, k) with the cache as the right operand:
+            # tt-mlir maps them to matmuls without permuting the cache or the scores.
+            q = q.reshape(b * kv, g, d)  # [(b k), g, d]; q carries the 1/sqrt(d)
+            t = k.shape[2]
+            scores = jax.lax.dot_general(q, k.reshape(b * kv, t, d), (((2,), (2,)), ((0,), (0,))),
+                                         preferred_element_type=jnp.float32)  # [(b k), g, t]
+            scores = scores.reshape(b, kv, g, t)
+            scores = jnp.where(allowed[:, :, None, :], scores, lowest)  # allowed [b, 1, t]
+            probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)  # [b, k, g, t]
+            out = jnp.einsum("bkgt,bktd->bkgd", probs, v).reshape(b * s, n * d)
+        else:
+            q = q.reshape(b, s, kv, g, d)  # [b, s, k, g, d]
+            scores = jnp.einsum("bskgd,bktd->bkgst", q, k).astype(jnp.float32)
+            scores = jnp.where(allowed[:, None, None, :, :], scores, lowest)
+            probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)  # [b, k, g, s, t]
+            out = jnp.einsum("bkgst,bktd->bskgd", probs, v).reshape(b * s, n * d)
         out = proj(c.hidden_size, "o_proj", False)(out)  # partial sum over this device's heads
         return psum_model(out, self.tp), cache
 
@@ -138,8 +172,8 @@ class MLP(nn.Module):
         def proj(features, name):
             return nn.Dense(features, use_bias=False, dtype=self.dtype, param_dtype=self.dtype, name=name)
 
-        gate_up = proj(2 * self.mlp_shard, "gate_up_proj")(x)  # [b, s, 2f]: this device's gate | up
-        h = nn.silu(gate_up[..., : self.mlp_shard]) * gate_up[..., self.mlp_shard:]  # [b, s, f]
+        gate_up = proj(2 * self.mlp_shard, "gate_up_proj")(x)  # x [(b s), e] -> [(b s), 2f]: this device's gate | up
+        h = nn.silu(gate_up[:, : self.mlp_shard]) * gate_up[:, self.mlp_shard:]  # [(b s), f]
         return psum_model(proj(self.config.hidden_size, "down_proj")(h), self.tp)
 
 
@@ -222,15 +256,20 @@ class Qwen2Shard(nn.Module):
 
     def hidden(self, ids, positions, allowed, caches: Optional[Sequence[KVCache]] = None, cache_index=None):
         """ids, positions [b, s]; allowed [b, s, t] -> final-norm hidden [b, s, e] and caches."""
-        x = self.embed_tokens(ids)
+        b, s = ids.shape
+        # The residual stream is kept as [(b s), e] tokens: tt-mlir then needs no reshape around the
+        # norms, products and residual adds of each layer.
+        x = self.embed_tokens(ids).reshape(b * s, -1)
         # every position is below the number of key slots (a position never exceeds its cache slot)
-        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, self.dtype,
-                               table_size=allowed.shape[-1])
+        c, lay = self.config, self.layout
+        scales = [c.head_dim ** -0.5] * lay.q_per_device + [1.0] * lay.kv_per_device  # queries | keys
+        cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, self.dtype, table_size=allowed.shape[-1],
+                               head_scales=scales)
         new_caches = []
         for i, layer in enumerate(self.layers):
             x, cache = layer(x, cos, sin, allowed, None if caches is None else caches[i], cache_index)
             new_caches.append(cache)
-        return self.norm(x), new_caches
+        return self.norm(x).reshape(b, s, -1), new_caches
 
     def logits(self, h):
         """h [b, s, e] -> this shard's logits [b, s, v] float32 (padded vocabulary at -inf)."""

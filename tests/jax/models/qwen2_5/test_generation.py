@@ -57,7 +57,7 @@ def hf_generation(checkpoint_factory):
     return path, ids, mask, eos, hf_generate(eos)
 
 
-def test_cached_decoding_equals_full_recomputation(mesh, hf_generation, record_property):
+def test_cached_decoding_equals_full_recomputation(mesh, hf_generation, request):
     path, ids, mask, eos, expected = hf_generation
     model = load_model(path, mesh)
     forced = expected[:, :8]
@@ -66,19 +66,19 @@ def test_cached_decoding_equals_full_recomputation(mesh, hf_generation, record_p
                                     np.concatenate([mask, np.ones_like(forced)], 1)))
     s = ids.shape[1]
     report = logits_report(stepwise, full[:, s - 1: s + 8], np.ones(stepwise.shape[:2], bool))
-    record_model(record_property, "qwen2_5-random-gqa28x4-decode", mesh, report)
+    record_model(request.node, "random-gqa28x4-decode", mesh, report)
     assert report["rel_diff"] <= F32_REL_TOL and report["argmax_agreement"] == 1.0, report
 
 
 @pytest.mark.parametrize("loop", ["device", "host"])
-def test_greedy_tokens_equal_pytorch_generate(mesh, loop, hf_generation, record_property):
+def test_greedy_tokens_equal_pytorch_generate(mesh, loop, hf_generation, request):
     path, ids, mask, eos, expected = hf_generation
     model = load_model(path, mesh)
     tokens = model.generate(ids, mask, NEW_TOKENS, eos_token_id=eos, loop=loop)
     assert tokens.shape == (4, NEW_TOKENS) and tokens.dtype == np.int32
     stopped = [r for r in range(4) if eos in expected[r, :-1]]
     assert stopped and len(stopped) < 4, "the test needs a row that stops early and one that does not"
-    record_model(record_property, f"qwen2_5-random-gqa28x4-generate-{loop}-loop", mesh,
+    record_model(request.node, f"random-gqa28x4-generate-{loop}-loop", mesh,
                  token_agreement=float((tokens == expected).mean()))
     np.testing.assert_array_equal(tokens, expected)
 
@@ -91,7 +91,7 @@ def bf16_reference(hf_generation):
     return model, model.generate(ids, mask, NEW_TOKENS, eos_token_id=())
 
 
-def test_bfloat16_tokens_match_single_device(mesh, hf_generation, bf16_reference, record_property):
+def test_bfloat16_tokens_match_single_device(mesh, hf_generation, bf16_reference, request):
     path, ids, mask, _, _ = hf_generation
     ref_model, ref_tokens = bf16_reference
     tokens = load_model(path, mesh, dtype="bfloat16").generate(ids, mask, NEW_TOKENS, eos_token_id=())
@@ -107,7 +107,7 @@ def test_bfloat16_tokens_match_single_device(mesh, hf_generation, bf16_reference
         flips.append(f"row {r} step {k} gap {gap:.4g} <= {bound:.4g}")
     outcome = "identical" if not flips else "near-tie flips: " + "; ".join(flips)
     print(f"\nbfloat16 mesh_{mesh_name(mesh)}: {outcome}")
-    record_model(record_property, "qwen2_5-random-gqa28x4-generate-bf16", mesh, bf16_outcome=outcome)
+    record_model(request.node, "random-gqa28x4-generate-bf16", mesh, bf16_outcome=outcome)
 
 
 def test_generation_compiles_once_per_bucket(mesh, hf_generation):
@@ -143,7 +143,8 @@ def test_decode_step_collectives_on_1x8(request, hf_generation):
     assert kinds == {"all-reduce"}, f"unexpected collectives: {ops}"
     hidden = model.config.hidden_size
     layers = model.config.num_hidden_layers
-    activation = [shape for shape, _, _ in ops if shape.endswith(f"[4,1,{hidden}]")]
+    # activations: [rows, 1, e] for the embedding, [tokens, e] in the layers (a token-major residual stream)
+    activation = [shape for shape, _, _ in ops if shape.endswith((f"[4,1,{hidden}]", f"[4,{hidden}]"))]
     selection = [shape for shape, _, _ in ops if shape in ("f32[4]", "s32[4]")]
     # two per layer (attention, MLP) + one for the vocabulary-sharded embedding lookup
     assert len(activation) == 2 * layers + 1, ops

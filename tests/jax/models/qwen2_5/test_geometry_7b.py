@@ -27,13 +27,13 @@ def geometry_7b(tmp_path_factory):
 
 @pytest.mark.parametrize("shape", [pytest.param((1, 8), id="mesh_1x8", marks=pytest.mark.llmbox),
                                    pytest.param((1, 32), id="mesh_1x32", marks=pytest.mark.galaxy)])
-def test_qwen2_5_7b_geometry_logits(request, shape, geometry_7b, record_property):
+def test_qwen2_5_7b_geometry_logits(request, shape, geometry_7b):
     path, ids, mask, ref = geometry_7b
     mesh = build_mesh(request.config, shape)
     model = load_model(path, mesh, dtype="float32")
     out = np.asarray(model.forward(ids, mask))
     report = logits_report(out, ref, mask == 1)
-    record_model(record_property, "qwen2_5-7b-geometry-2layers", mesh, report)
+    record_model(request.node, "7b-geometry-2layers", mesh, report)
     print(f"\n7B geometry mesh_{mesh_name(mesh)}: {report}")
     del model
     gc.collect()

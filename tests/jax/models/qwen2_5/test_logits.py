@@ -14,15 +14,15 @@ GEOMETRIES = ["gqa28x4", "tied6x2"]
 @pytest.mark.model_test
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_logits_parity(mesh, geometry, dtype, reference_factory, record_property):
+def test_logits_parity(mesh, geometry, dtype, partitioner, reference_factory, request):
     path, ids, mask, ref = reference_factory(geometry)
     model = load_model(path, mesh, dtype=dtype)
     out = np.asarray(model.forward(ids, mask))
     assert out.shape == ref.shape and out.dtype == np.float32
 
     report = logits_report(out, ref, mask == 1)
-    record_model(record_property, f"qwen2_5-random-{geometry}", mesh, report, dtype=dtype)
-    print(f"\n{geometry} {dtype} mesh_{mesh_name(mesh)}: {report}")
+    record_model(request.node, f"random-{geometry}", mesh, report, dtype=dtype, partitioner=partitioner)
+    print(f"\n{geometry} {dtype} mesh_{mesh_name(mesh)} {partitioner}: {report}")
     if dtype == "float32":
         assert report["rel_diff"] <= F32_REL_TOL, report
         assert report["argmax_agreement"] == 1.0, report

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from . import PARTITION_RULES, Qwen2Config, TPLayout, UnsupportedParallelismError, make_mesh
-from .partitioning import UnmatchedParameterError, match_rule, partition_specs, path_str
+from .partitioning import UnmatchedParameterError, match_rule, partition_specs
 from .random_checkpoint import GEOMETRIES
 from .weights import hf_tensors, param_shapes
 

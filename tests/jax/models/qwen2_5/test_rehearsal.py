@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from . import qwen_tokenizer, synthetic
-from .conftest import MESH_PARAMS, build_mesh, run_gsm8k
+from .conftest import MESH_PARAMS, run_gsm8k
 from .gsm8k.data import select
 from .gsm8k.prompts import choose
 

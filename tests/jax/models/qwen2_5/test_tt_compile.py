@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from typing import Optional
 
 import pytest
 
 from . import filecheck, ttnn_audit
 from .conftest import MESH_PARAMS
+from .plugin import report_dir_for, write_perf_report
 from .random_checkpoint import GEOMETRY_7B, geometry_config
 from .tt_jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
 from .tt_targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
@@ -63,7 +65,8 @@ def _params(kind: str, geometries, meshes=None):
             if shape not in target.meshes():
                 continue
             for geometry in geometries(shape):
-                marks = list(mesh_param.marks) + [pytest.mark.large] * (geometry == GEOMETRY_7B)
+                marks = (list(mesh_param.marks) + [pytest.mark.large] * (geometry == GEOMETRY_7B)
+                         + [pytest.mark.galaxy_bh] * (target.name == "blackhole_galaxy"))
                 out.append(pytest.param(Case(kind, target.name, shape, geometry), marks=marks,
                                         id=f"{mesh_param.id}-{target.name}-{geometry}"))
     return out
@@ -95,8 +98,9 @@ def tt_compile_results(request, tmp_path_factory):
         jobs = plan.setdefault(case.target, (descriptor, []))[1]
         jobs += [j for j in case.jobs() if j not in jobs]
     base = str(tmp_path_factory.mktemp("tt_compile"))
+    keep_ir = config.getoption("--serialize") or config.getoption("--dump-irs")
     return {"python": python, "found_by": how, "dirs": dirs,
-            "targets": run_all(python, plan, base, str(config.rootpath))}
+            "targets": run_all(python, plan, base, str(config.rootpath), keep_ir=keep_ir)}
 
 
 def _target(name):
@@ -126,16 +130,24 @@ def _ttnn(case: Case, results, job: Job) -> str:
         return f.read()
 
 
-def test_tt_compile(tt_case, tt_compile_results, record_property):
+def test_tt_compile(tt_case, tt_compile_results, record_property, request):
     """Each program of the public API compiles for the target; a failure shows tt-mlir's first error lines."""
     job = tt_case.jobs()[0]
     rows = _job(tt_case, tt_compile_results, job)
     assert sorted(rows) == sorted(f"{p}/{d}" for p, d in PROGRAMS), rows
-    record_property("model_name", f"qwen2_5-{tt_case.geometry}")
+    record_property("checkpoint", tt_case.geometry)
     record_property("mesh", "x".join(map(str, tt_case.mesh)))
     record_property("tt_target", tt_case.target)
-    for name, row in rows.items():
-        record_property(f"compile_seconds[{name}]", row["seconds"])
+    seconds = {name: row["seconds"] for name, row in rows.items()}
+    for name, value in seconds.items():
+        record_property(f"compile_seconds[{name}]", value)
+    write_perf_report(request.config, request.node.nodeid, {"compile_seconds": seconds, "target": tt_case.target})
+    if request.config.getoption("--serialize") or request.config.getoption("--dump-irs"):
+        out_dir = _target_results(tt_case, tt_compile_results)["out_dir"]
+        keep = report_dir_for(request.config, "ir", request.node.nodeid)
+        for name in os.listdir(out_dir):
+            if name.startswith(job.id + ".") and name.endswith((".ttir.mlir", ".ttnn.mlir")):
+                shutil.copyfile(os.path.join(out_dir, name), os.path.join(keep, name))
     print(f"\n{job.id} on {tt_case.target}: " + ", ".join(f"{n} {r['seconds']:.1f}s" for n, r in rows.items()))
     failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
     assert not failed, "\n\n".join(f"{name} failed to compile for {tt_case.target}:\n{err}"

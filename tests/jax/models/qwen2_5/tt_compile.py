@@ -8,11 +8,12 @@ of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's who
 
     python -m tests.jax.models.qwen2_5.tt_compile JOBS.json OUT_DIR
 
-JOBS.json: ``{"jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
+JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
 [[program, dtype], ...], "audit": [program, dtype] or null}]}`` (see ``tt_jobs.py``). OUT_DIR/results.json gets, per job and program, ok,
 seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
-module is written to OUT_DIR/<id>.ttnn.mlir (this needs ``TTXLA_LOGGER_LEVEL=DEBUG``, which
-makes the plugin print the IR of every stage).
+module is written to OUT_DIR/<id>.ttnn.mlir, and with ``keep_ir`` every program's TTIR and TTNN
+modules to OUT_DIR/<id>.<program>.<dtype>.{ttir,ttnn}.mlir (both need ``TTXLA_LOGGER_LEVEL=DEBUG``,
+which makes the plugin print the IR of every stage).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def error_excerpt(log: str, exc: BaseException) -> str:
     return "\n".join([head] + picked)
 
 
-def run_jobs(jobs: list, out_dir: str) -> dict:
+def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     import jax
 
     from .partitioning import make_mesh
@@ -112,12 +113,18 @@ def run_jobs(jobs: list, out_dir: str) -> dict:
             except Exception as e:  # any compiler failure is a result, not a crash of the worker
                 with open(log_path, errors="replace") as f:
                     row.update(ok=False, seconds=round(time.time() - start, 2), error=error_excerpt(f.read(), e))
-            if row["ok"] and audit == (program, dtype):
+            if row["ok"] and (audit == (program, dtype) or keep_ir):
                 with open(log_path, errors="replace") as f:
-                    ttnn = last_module(f.read())
-                with open(os.path.join(out_dir, f"{job['id']}.ttnn.mlir"), "w") as f:
-                    f.write(ttnn)
-                row["ttnn_chars"] = len(ttnn)
+                    log = f.read()
+                ttnn = last_module(log)
+                if audit == (program, dtype):
+                    with open(os.path.join(out_dir, f"{job['id']}.ttnn.mlir"), "w") as f:
+                        f.write(ttnn)
+                    row["ttnn_chars"] = len(ttnn)
+                if keep_ir:  # --serialize: every program's TTIR and TTNN modules
+                    for stage in ("ttir", "ttnn"):
+                        with open(os.path.join(out_dir, f"{job['id']}.{program}.{dtype}.{stage}.mlir"), "w") as f:
+                            f.write(last_module(log, stage))
             os.remove(log_path)
             rows[f"{program}/{dtype}"] = row
             print(f"{job['id']} {program}/{dtype}: {'ok' if row['ok'] else 'FAILED'} {row['seconds']:.2f}s",
@@ -135,10 +142,10 @@ def main(argv=None) -> int:
         return 2
     jobs_path, out_dir = argv
     with open(jobs_path) as f:
-        jobs = json.load(f)["jobs"]
+        spec = json.load(f)
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
-    results = run_jobs(jobs, out_dir)
+    results = run_jobs(spec["jobs"], out_dir, keep_ir=bool(spec.get("keep_ir")))
     results["seconds"] = round(time.time() - start, 2)
     fd, tmp = tempfile.mkstemp(dir=out_dir)
     with os.fdopen(fd, "w") as f:

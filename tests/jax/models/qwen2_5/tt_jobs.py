@@ -65,16 +65,17 @@ def tt_python(option: Optional[str], rootdir: str) -> Tuple[Optional[str], str]:
     return None, f"no Tenstorrent PJRT plugin found; install it with: {INSTALL_HINT}"
 
 
-def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, rootdir: str) -> subprocess.Popen:
+def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, rootdir: str,
+           keep_ir: bool = False) -> subprocess.Popen:
     os.makedirs(work_dir, exist_ok=True)
     with open(os.path.join(work_dir, "jobs.json"), "w") as f:
-        json.dump({"jobs": [j.spec() for j in jobs]}, f)
+        json.dump({"keep_ir": keep_ir, "jobs": [j.spec() for j in jobs]}, f)
     tmp = os.path.join(work_dir, "tmp")
     os.makedirs(tmp, exist_ok=True)
     env = dict(os.environ, JAX_PLATFORMS="tt", TT_COMPILE_ONLY_SYSTEM_DESC=descriptor, TMPDIR=tmp,
                PYTHONPATH=os.pathsep.join([rootdir] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     env.pop("XLA_FLAGS", None)  # the suite's fake CPU device count means nothing there
-    if any(j.audit for j in jobs):
+    if keep_ir or any(j.audit for j in jobs):
         env["TTXLA_LOGGER_LEVEL"] = "DEBUG"  # prints every stage's IR; the worker keeps the TTNN module
     log = open(os.path.join(work_dir, "worker.log"), "wb")
     proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tt_compile",
@@ -85,7 +86,7 @@ def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, roo
 
 
 def run_all(python: str, plan: Dict[str, Tuple[str, List[Job]]], base_dir: str, rootdir: str,
-            parallel: int = 2) -> Dict[str, dict]:
+            parallel: int = 2, keep_ir: bool = False) -> Dict[str, dict]:
     """Run every target's jobs (``plan``: target -> (descriptor, jobs)), ``parallel`` processes at a
     time, largest first. Returns target -> results (``tt_compile`` format) or {"failed": log tail}."""
     order = sorted(plan, key=lambda t: -sum(len(j.programs) * (5 if j.geometry == "qwen2_5_7b" else 1)
@@ -95,7 +96,8 @@ def run_all(python: str, plan: Dict[str, Tuple[str, List[Job]]], base_dir: str, 
         while order and len(running) < parallel:
             target = order.pop(0)
             descriptor, jobs = plan[target]
-            running[target] = (launch(python, descriptor, jobs, os.path.join(base_dir, target), rootdir), time.time())
+            running[target] = (launch(python, descriptor, jobs, os.path.join(base_dir, target), rootdir, keep_ir),
+                               time.time())
         time.sleep(0.2)
         for target, (proc, start) in list(running.items()):
             if proc.poll() is None and time.time() - start < WORKER_TIMEOUT_S:

@@ -1,0 +1,64 @@
+"""A junit file of this suite carries tt-xla's properties for every test: ``tags`` (test_name,
+specific_test_case and the record_test_properties keys, values as strings), ``owner``, and for
+model tests ``group`` with one of the mandatory key sets and the measured pcc and atol."""
+
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from . import properties
+
+pytestmark = pytest.mark.cpu
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+SELECTION = ("test_logits_parity and mesh_1x8 and gqa28x4 and float32 or test_gold_without_final_answer_raises "
+             "or test_committed_descriptors_match_manifest")
+
+
+def test_junit_file_holds_tt_xla_properties_for_every_test(tmp_path):
+    junit = tmp_path / "junit.xml"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SELECTION,
+                          f"--junitxml={junit}", "tests/jax/models/qwen2_5/test_logits.py",
+                          "tests/jax/models/qwen2_5/test_gsm8k.py", "tests/jax/models/qwen2_5/test_tt_compile.py"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cases = ET.parse(junit).getroot().iter("testcase")
+    seen = {}
+    for case in cases:
+        props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        names = [n for n, _ in props]
+        assert names.count("tags") == 1 and names.count("owner") == 1, (case.get("name"), names)
+        tags = ast.literal_eval(dict(props)["tags"])
+        name = case.get("name")
+        assert tags["specific_test_case"] == name and tags["test_name"] == name.split("[")[0], tags
+        assert dict(props)["owner"] == "tt-xla"
+        assert all(isinstance(v, (str, dict)) for v in tags.values()), tags
+        properties.validate_keys([k for k in tags if k not in ("test_name", "specific_test_case")],
+                                 model_test="group" in names)
+        seen[name.split("[")[0]] = (tags, dict(props))
+    assert set(seen) == {"test_logits_parity", "test_gold_without_final_answer_raises",
+                         "test_committed_descriptors_match_manifest"}
+
+    tags, props = seen["test_logits_parity"]
+    assert props["group"] == properties.MODEL_GROUP
+    assert "model_group" not in tags  # tt-xla moves it to the group property
+    assert (tags["model_name"], tags["run_mode"], tags["bringup_status"], tags["category"]) == (
+        properties.MODEL_NAME, properties.RUN_MODE, properties.PASSED, "model_test")
+    assert tags["parallelism"] == "tensor_parallel" and props["mesh"] == "1x8"
+    assert 0.99 < float(tags["pcc"]) <= 1.0 and 0.0 <= float(tags["atol"]) < 1e-3, tags  # measured, not thresholds
+    other, other_props = seen["test_gold_without_final_answer_raises"]
+    assert other["category"] == "other" and "group" not in other_props
+
+
+def test_model_tests_without_a_mandatory_set_are_refused():
+    with pytest.raises(KeyError, match="Model tests must have"):
+        properties.validate_keys(["model_name", "run_mode"], model_test=True)
+    with pytest.raises(KeyError, match="Invalid keys"):
+        properties.validate_keys(["mesh"], model_test=False)
+    properties.validate_keys(["model_name", "model_group", "run_mode", "bringup_status", "pcc"], model_test=True)
