@@ -95,7 +95,8 @@ class _Steps:
 
     def decode(self, caches, key_mask, token, position, slot):
         """One token per row at cache ``slot`` and RoPE ``position`` [b] -> (logits [b, v], caches, key_mask)."""
-        key_mask = jax.lax.dynamic_update_slice(key_mask, jnp.ones((key_mask.shape[0], 1), bool), (0, slot))
+        # An element-wise "or" rather than a one-column update: tt-mlir keeps it in tile layout.
+        key_mask = key_mask | (jnp.arange(key_mask.shape[1]) == slot)[None, :]
         h, caches = self._apply(Qwen2Shard.hidden, token[:, None], position[:, None], key_mask[:, None, :],
                                 caches, slot)
         return self._apply(Qwen2Shard.logits, h)[:, 0], caches, key_mask

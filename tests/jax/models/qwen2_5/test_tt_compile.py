@@ -27,6 +27,7 @@ from . import filecheck, ttnn_audit
 from .conftest import MESH_PARAMS
 from .plugin import report_dir_for, write_perf_report
 from .random_checkpoint import GEOMETRY_7B, geometry_config
+from .weights import hf_tensors
 from .tt_jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
 from .tt_targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
                          search_dirs, sha256)
@@ -35,6 +36,11 @@ SMALL_GEOMETRIES = ("gqa28x4", "tied6x2")
 FULL_MESHES = ((1, 8), (1, 32))  # where the 7B geometry is compiled
 AUDIT_MESHES = ((1, 8), (1, 32))  # where the decode step's TTNN program is audited
 HISTOGRAM_LAYERS = 1  # the 7B decode step is compiled again with this many layers (per-layer ops)
+# TTNN ops per decoder layer in the decode step (deallocations not counted): 79 before the weights
+# became parameters and the step was reformulated for tt-mlir, 39 now (README: "Decode on
+# Tenstorrent hardware"). A change that adds ops fails here and must say why.
+MAX_OPS_PER_LAYER = 39
+NO_PER_LAYER = ("to_layout", "rows_scatter", "permute")
 _PATTERNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "filecheck")
 
 
@@ -152,6 +158,10 @@ def test_tt_compile(tt_case, tt_compile_results, record_property, request):
     failed = {name: row["error"] for name, row in rows.items() if not row["ok"]}
     assert not failed, "\n\n".join(f"{name} failed to compile for {tt_case.target}:\n{err}"
                                    for name, err in failed.items())
+    weights = len(list(hf_tensors(geometry_config(tt_case.geometry))))
+    not_parameters = {name: row["argument_types"] for name, row in rows.items()
+                      if row.get("argument_types", {}).get("parameter") != weights}
+    assert not not_parameters, f"tt-mlir did not get all {weights} weights as parameters: {not_parameters}"
 
 
 @pytest.mark.filecheck
@@ -163,6 +173,16 @@ def test_ttnn_decode_step_collectives(tt_case, tt_compile_results):
     layers = geometry_config(tt_case.geometry).num_hidden_layers
     with open(os.path.join(_PATTERNS, "decode_step_collectives.ttnn.mlir")) as f:
         filecheck.check(f.read(), text, {"ALL_REDUCES": 2 * layers + 3})
+
+
+@pytest.mark.filecheck
+def test_ttnn_decode_step_cache_update(tt_case, tt_compile_results):
+    """Every layer writes its cache row in place in tile layout; no cache is converted or permuted
+    (pattern: filecheck/decode_step_cache_update.ttnn.mlir)."""
+    text = _ttnn(tt_case, tt_compile_results, tt_case.jobs()[0])
+    layers = geometry_config(tt_case.geometry).num_hidden_layers
+    with open(os.path.join(_PATTERNS, "decode_step_cache_update.ttnn.mlir")) as f:
+        filecheck.check(f.read(), text, {"CACHE_WRITES": 2 * layers})
 
 
 @pytest.mark.filecheck
@@ -183,6 +203,7 @@ def test_ttnn_decode_step_ops_per_layer(tt_case, tt_compile_results, record_prop
     print(f"\n7B decode step, {summary['mesh']} on {tt_case.target}, per decoder layer: "
           f"{ttnn_audit.format_histogram(per)}; main arguments {dict(args)}")
     record_property("ttnn_ops_per_layer", json.dumps(per, sort_keys=True))
+    write_perf_report(request.config, request.node.nodeid, summary)
     out_dir = os.path.join(str(request.config.rootpath), "reports", "ttnn")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, f"decode_step_7b_{summary['mesh']}_{tt_case.target}.json"), "w") as f:
@@ -190,6 +211,10 @@ def test_ttnn_decode_step_ops_per_layer(tt_case, tt_compile_results, record_prop
     assert per.get("all_reduce") == 2, per
     others = [c for c in ttnn_audit.COLLECTIVES if c != "all_reduce" and per.get(c)]
     assert not others, f"collectives other than all_reduce per layer: {others}"
+    assert summary["ops_per_layer_total"] <= MAX_OPS_PER_LAYER, summary
+    assert not [op for op in NO_PER_LAYER if per.get(op)], f"a layer re-lays out or permutes every step: {per}"
+    weights = len(list(hf_tensors(geometry_config(tt_case.geometry))))
+    assert args.get("parameter") == weights, f"weights must reach tt-mlir as parameters: {dict(args)}"
 
 
 @pytest.mark.parametrize("tt_case", [pytest.param(Case("descriptor", t.name), id=t.name)
@@ -204,6 +229,7 @@ def test_tt_plugin_accepts_committed_descriptor(tt_case, tt_compile_results):
 
 def pytest_generate_tests(metafunc):  # noqa: D401 - pytest hook, module-local
     cases = {"test_tt_compile": COMPILE_CASES, "test_ttnn_decode_step_collectives": COLLECTIVE_CASES,
+             "test_ttnn_decode_step_cache_update": COLLECTIVE_CASES,
              "test_ttnn_decode_step_ops_per_layer": HISTOGRAM_CASES}.get(metafunc.function.__name__)
     if cases is not None:
         metafunc.parametrize("tt_case", cases)

@@ -90,6 +90,7 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     from .partitioning import make_mesh
     from .programs import abstract_model, lower
     from .random_checkpoint import geometry_config
+    from .ttnn_audit import argument_types, main_function
 
     devices = jax.devices("tt")
     results = {"devices": len(devices), "device_kind": str(devices[0].device_kind) if devices else None,
@@ -113,10 +114,12 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
             except Exception as e:  # any compiler failure is a result, not a crash of the worker
                 with open(log_path, errors="replace") as f:
                     row.update(ok=False, seconds=round(time.time() - start, 2), error=error_excerpt(f.read(), e))
-            if row["ok"] and (audit == (program, dtype) or keep_ir):
+            if row["ok"] and os.environ.get("TTXLA_LOGGER_LEVEL") == "DEBUG":
                 with open(log_path, errors="replace") as f:
                     log = f.read()
                 ttnn = last_module(log)
+                # which arguments tt-mlir got as parameters (weights) and which as per-call inputs
+                row["argument_types"] = dict(argument_types(main_function(ttnn)))
                 if audit == (program, dtype):
                     with open(os.path.join(out_dir, f"{job['id']}.ttnn.mlir"), "w") as f:
                         f.write(ttnn)

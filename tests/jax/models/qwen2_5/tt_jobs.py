@@ -75,8 +75,7 @@ def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, roo
     env = dict(os.environ, JAX_PLATFORMS="tt", TT_COMPILE_ONLY_SYSTEM_DESC=descriptor, TMPDIR=tmp,
                PYTHONPATH=os.pathsep.join([rootdir] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     env.pop("XLA_FLAGS", None)  # the suite's fake CPU device count means nothing there
-    if keep_ir or any(j.audit for j in jobs):
-        env["TTXLA_LOGGER_LEVEL"] = "DEBUG"  # prints every stage's IR; the worker keeps the TTNN module
+    env["TTXLA_LOGGER_LEVEL"] = "DEBUG"  # prints every stage's IR; the worker reads the TTNN module
     log = open(os.path.join(work_dir, "worker.log"), "wb")
     proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tt_compile",
                              os.path.join(work_dir, "jobs.json"), os.path.join(work_dir, "out")],
