@@ -38,6 +38,8 @@ def record_model(node, checkpoint: str, mesh, report: dict = None, **extra) -> N
     node.user_properties.append(("mesh", mesh_name(mesh)))
     if report is not None:
         set_measured(node, report["pcc"], report["atol"])
+        write_perf_report(node.config, node.nodeid, {"pcc": report["pcc"], "atol": report["atol"],
+                                                     "checkpoint": checkpoint, "mesh": mesh_name(mesh)})
     for key, value in extra.items():
         node.user_properties.append((key, value))
 
@@ -120,7 +122,7 @@ def gsm8k_splits(request):
     try:
         return load_split("test", path), load_split("train", path)
     except GSM8KUnavailable as e:
-        pytest.skip(f"{e}. Pass --gsm8k-path DIR (or set GSM8K_PATH), e.g. --gsm8k-path ../shared/data/gsm8k")
+        pytest.skip(f"{e}. Pass --gsm8k-path=DIR (or set GSM8K_PATH), e.g. --gsm8k-path=../shared/data/gsm8k")
 
 
 def run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, dtype, cache_dir, label,

@@ -13,6 +13,7 @@ import os
 PLATFORMS = ("auto", "tt", "cpu")
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
 _SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
+_DISABLED_PASSES = "--xla_disable_hlo_passes"
 
 
 def tt_plugin_installed() -> bool:
@@ -44,11 +45,15 @@ def prepare_platform(platform: str, cpu_devices: int) -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu" if platform == "cpu" else "tt,cpu")
     count = cpu_devices if platform == "cpu" else 1
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_COUNT_FLAG)]
+    # XLA:CPU computes bfloat16 products in float32, converting each weight. Two of its defaults make
+    # all converted weights of a program live at once, so a 28-layer bfloat16 7B cannot fit 24 GiB:
+    # the concurrency-optimized scheduler runs every conversion first (a 4-layer 7B-width forward grew
+    # by 2.6x its layer weights), and loop-invariant code motion hoists them out of the generate
+    # loop (its peak doubled). The memory-minimizing order and no hoisting keep one layer's at a time.
     if not any(f.startswith(_SCHEDULER_FLAG) for f in flags):
-        # XLA:CPU's concurrency-optimized scheduler runs every bfloat16->float32 weight conversion of a
-        # program first, so all converted weights live at once (measured: a 4-layer 7B-width forward
-        # grew by 2.6x its layer weights; a 28-layer one cannot fit 24 GiB). The default order keeps one.
         flags.append(f"{_SCHEDULER_FLAG}=false")
+    if not any(f.startswith(_DISABLED_PASSES) for f in flags):
+        flags.append(f"{_DISABLED_PASSES}=while-loop-invariant-code-motion")
     os.environ["XLA_FLAGS"] = " ".join(flags + [f"{_COUNT_FLAG}={count}"])
     import jax
 

@@ -172,6 +172,23 @@ class TPLayout:
             return self.transform_part(kind, hf[0])
         return self._fuse_columns([self.transform_part(p, x) for p, x in zip(parts, hf)])
 
+    VOCAB_KINDS = ("vocab_table", "lm_head_kernel")
+
+    def vocab_block(self, kind: str, hf: np.ndarray, index: tuple) -> np.ndarray:
+        """The block ``index`` (slices into the TP shape) of a vocabulary-sharded tensor, read from the
+        Hugging Face [V, E] table directly: the padded whole is never built (the two largest tensors
+        of a 7B, 1.1 GB each, then cost only their device shards while loading)."""
+        v_axis = 0 if kind == "vocab_table" else 1  # TP shapes: [V', E] and [E, V']
+        if kind not in self.VOCAB_KINDS:
+            raise KeyError(f"{kind!r} is not vocabulary-sharded")
+        start, stop, step = index[v_axis].indices(self.vocab)
+        if step != 1:
+            raise ValueError(f"vocabulary blocks are contiguous, got step {step}")
+        real = np.asarray(hf[start:max(start, min(stop, self.config.vocab_size)), index[1 - v_axis]])  # [n, e]
+        block = np.zeros((stop - start, real.shape[1]), hf.dtype)
+        block[: real.shape[0]] = real  # rows past the true vocabulary stay zero
+        return block if v_axis == 0 else np.ascontiguousarray(block.T)
+
     def shape(self, kind: str) -> tuple:
         """The TP shape of a parameter of ``kind`` (global, before sharding)."""
         c = self.config

@@ -165,7 +165,7 @@ def test_gsm8k_real_checkpoint_accuracy(request, mesh, gsm8k_splits):
     """bfloat16 accuracy within --gsm8k-tolerance points of the PyTorch reference (cached on disk)."""
     path = request.config.getoption("--model-path")
     if not path:
-        pytest.skip("no real checkpoint: pass --model-path DIR or set QWEN2_5_MODEL_PATH (e.g. Qwen2.5-7B-Instruct)")
+        pytest.skip("no real checkpoint: pass --model-path=DIR or set QWEN2_5_MODEL_PATH (e.g. Qwen2.5-7B-Instruct)")
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)

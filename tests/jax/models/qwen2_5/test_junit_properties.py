@@ -3,6 +3,7 @@ specific_test_case and the record_test_properties keys, values as strings), ``ow
 model tests ``group`` with one of the mandatory key sets and the measured pcc and atol."""
 
 import ast
+import json
 import os
 import pathlib
 import subprocess
@@ -23,8 +24,10 @@ SELECTION = ("test_logits_parity and mesh_1x8 and gqa28x4 and float32 or test_go
 def test_junit_file_holds_tt_xla_properties_for_every_test(tmp_path):
     junit = tmp_path / "junit.xml"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    perf = tmp_path / "perf"
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SELECTION,
-                          f"--junitxml={junit}", "tests/jax/models/qwen2_5/test_logits.py",
+                          f"--junitxml={junit}", "--serialize", f"--perf-report-dir={perf}", "--perf-id=ci",
+                          "tests/jax/models/qwen2_5/test_logits.py",
                           "tests/jax/models/qwen2_5/test_gsm8k.py", "tests/jax/models/qwen2_5/test_tt_compile.py"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -54,6 +57,14 @@ def test_junit_file_holds_tt_xla_properties_for_every_test(tmp_path):
     assert 0.99 < float(tags["pcc"]) <= 1.0 and 0.0 <= float(tags["atol"]) < 1e-3, tags  # measured, not thresholds
     other, other_props = seen["test_gold_without_final_answer_raises"]
     assert other["category"] == "other" and "group" not in other_props
+
+    # --serialize wrote each logits test's compiled programs as StableHLO; --perf-report-dir its figures
+    for partitioner in ("shardy", "gspmd"):
+        name = f"test_logits_parity[mesh_1x8-{partitioner}-gqa28x4-float32]"
+        ir = ROOT / "reports" / "ir" / name
+        assert any(p.suffix == ".mlir" for p in ir.iterdir()), f"no IR under {ir}"
+        report = json.loads((perf / f"ci_{name.replace('[', '_').replace(']', '_')}.json").read_text())
+        assert report["perf_id"] == "ci" and 0.99 < report["figures"]["pcc"] <= 1.0, report
 
 
 def test_model_tests_without_a_mandatory_set_are_refused():

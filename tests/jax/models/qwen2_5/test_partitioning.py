@@ -139,3 +139,21 @@ def test_qwen2_5_7b_per_device_parameter_bytes(tp, record_property):
     print(f"\nQwen2.5-7B bf16 T={tp}: {per_device / 2**30:.3f} GiB per device, "
           f"total {hf_total / 2**30:.3f} GiB, ratio to total/T {ratio:.4f}")
     assert ratio <= 1.15
+
+
+@pytest.mark.cpu
+@pytest.mark.parametrize("tp", [1, 4, 8, 32])
+@pytest.mark.parametrize("kind", TPLayout.VOCAB_KINDS)
+def test_vocabulary_blocks_equal_slices_of_the_padded_tensor(kind, tp):
+    """The loader builds each device's vocabulary block from the file (vocab_block): it must equal
+    that block of the padded tensor transform() makes, padding rows included."""
+    config = Qwen2Config(vocab_size=1001, hidden_size=12, intermediate_size=20, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=4, head_dim=3)
+    layout = TPLayout(config, tp)
+    hf = np.arange(1001 * 12, dtype=np.float32).reshape(1001, 12) + 1
+    whole = layout.transform(kind, hf)
+    rows = layout.vocab // tp
+    for j in range(tp):
+        vocab = slice(j * rows, (j + 1) * rows)
+        index = (vocab, slice(None)) if kind == "vocab_table" else (slice(None), vocab)
+        np.testing.assert_array_equal(layout.vocab_block(kind, hf, index), whole[index])

@@ -46,7 +46,7 @@ def scale_rows(checkpoint: str, tensor: str, rows, factor: float) -> None:
 def rehearsal_checkpoint(request, tmp_path_factory):
     source = request.config.getoption("--qwen-tokenizer") or os.environ.get(qwen_tokenizer.ENV_VAR)
     if not source:
-        pytest.skip(f"no Qwen tokenizer: pass --qwen-tokenizer DIR or set {qwen_tokenizer.ENV_VAR}=DIR (a directory "
+        pytest.skip(f"no Qwen tokenizer: pass --qwen-tokenizer=DIR or set {qwen_tokenizer.ENV_VAR}=DIR (a directory "
                     f"with Qwen's tokenizer.json; on the project machines ../shared/data/qwen_tokenizer)")
     out = str(tmp_path_factory.mktemp("rehearsal_7b_narrow"))
     synthetic.build(out, "qwen2.5-7b-instruct", layers=2, tokenizer=source, overrides=NARROW, log=lambda *_: None)

@@ -5,7 +5,7 @@ PyTorch, each in its own process (``rehearsal_full.py``).
 Needs the checkpoint, built once (about 3 minutes)::
 
     python -m tests.jax.models.qwen2_5.synthetic --preset qwen2.5-7b-instruct --tokenizer DIR OUT
-    pytest -m large -k rehearsal_full --rehearsal-checkpoint OUT
+    pytest -m large -k rehearsal_full --rehearsal-checkpoint=OUT
 
 Skipped without it (the default suite's rehearsal tier is ``test_rehearsal.py``).
 """
@@ -38,7 +38,7 @@ def full_checkpoint(request):
     if not path:
         pytest.skip(f"the full-scale rehearsal needs a full-size synthetic checkpoint (15.2 GB): build it with "
                     f"python -m tests.jax.models.qwen2_5.synthetic --preset qwen2.5-7b-instruct --tokenizer DIR OUT "
-                    f"and pass --rehearsal-checkpoint OUT (or {ENV_VAR}=OUT)")
+                    f"and pass --rehearsal-checkpoint=OUT (or {ENV_VAR}=OUT)")
     if not os.path.isfile(os.path.join(path, "model.safetensors.index.json")):
         pytest.fail(f"--rehearsal-checkpoint {path} holds no model.safetensors.index.json")
     return path

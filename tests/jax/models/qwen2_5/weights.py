@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import mmap
 import os
 import struct
 from typing import Dict, Iterator, Tuple
@@ -163,6 +164,13 @@ def param_shapes(config: Qwen2Config, layout: TPLayout, dtype: str = "float32") 
     return tree
 
 
+def _drop_pages(array) -> None:
+    """Let the kernel drop a memory-mapped tensor's pages already read (they are clean file pages)."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
 def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh, dtype: str):
     """Read, transform and shard every parameter. Returns the nested Flax params dict."""
     np_dtype = DTYPES[dtype]
@@ -171,13 +179,24 @@ def load_params(checkpoint_dir: str, config: Qwen2Config, layout: TPLayout, mesh
     for path, kind, hf_names in hf_tensors(config):
         # Memory-mapped file tensors -> one transformed host copy in the target dtype -> device buffers.
         # The mappings go before the devices are filled, so a parameter costs at most about twice its
-        # bytes on top of what is loaded (a 7B load peaks near the model's size plus one embedding).
+        # bytes on top of what is loaded; the vocabulary tables, the largest, go block by block.
         hosts = [ckpt.read(name, shape) for name, shape in zip(hf_names, TPLayout.hf_shapes(config, kind))]
+        sharding = named(mesh, match_rule(path)[1])
+        if kind in TPLayout.VOCAB_KINDS:  # each device's block straight from the file (see vocab_block)
+            (hf,) = hosts
+
+            def block(index, hf=hf, kind=kind):
+                out = layout.vocab_block(kind, hf, index).astype(np_dtype)
+                _drop_pages(hf)
+                return out
+
+            _insert(params, path, jax.make_array_from_callback(layout.shape(kind), sharding, block))
+            del hosts, hf
+            continue
         tp = np.ascontiguousarray(layout.transform(kind, *hosts), dtype=np_dtype)
         if any(np.may_share_memory(tp, h) for h in hosts):
             tp = tp.copy()  # never hand the devices a view of a file mapping
         del hosts
-        sharding = named(mesh, match_rule(path)[1])
         _insert(params, path, jax.make_array_from_callback(tp.shape, sharding, lambda index, tp=tp: tp[index]))
         del tp
     return params
