@@ -7,8 +7,8 @@ registered only once, and tt-xla's conftest makes the junit properties from our 
 ``--platform auto|tt|cpu`` picks where the meshes live. ``auto`` is ``tt`` when the
 Tenstorrent PJRT plugin (``pjrt-plugin-tt``) is installed, else ``cpu``. On ``cpu`` the
 suite creates 32 fake host devices; that has to happen before JAX starts its backend, so
-it is done here in ``pytest_configure`` (which also runs in every pytest-xdist worker)
-and nothing in this file imports JAX at module level (see ``devices.py``).
+it is done here in ``pytest_configure`` (which also runs in every pytest-xdist worker).
+Importing JAX is harmless; nothing here asks it for devices before then (see ``devices.py``).
 """
 
 from __future__ import annotations
