@@ -79,3 +79,19 @@ def _missing(name):
     import importlib.metadata
 
     raise importlib.metadata.PackageNotFoundError(name)
+
+
+def test_compile_failure_shows_the_first_compiler_error_lines():
+    from .tt_compile import error_excerpt, last_module
+
+    log = ("info: start\n"
+           "loc(\"x\"): error: failed to legalize operation 'stablehlo.all_reduce'\n"
+           "note: see current operation\n") + "".join(f"error: more {i}\n" for i in range(40))
+    text = error_excerpt(log, RuntimeError("Error code: 13\nsecond line"))
+    lines = text.splitlines()
+    assert lines[0] == "RuntimeError: Error code: 13"
+    assert "failed to legalize operation 'stablehlo.all_reduce'" in lines[1]
+    assert len(lines) == 1 + 12  # the first twelve compiler error lines, not the whole log
+    staged = ("x MLIR Module ttir:\nmodule {ttir}\n------------------ END OF MLIR MODULE ------------------\n"
+              "x MLIR Module ttnn:\n#loc1 = loc(\"a\")\nmodule {ttnn}\n------ END OF MLIR MODULE ------\n")
+    assert last_module(staged) == "module {ttnn}" and last_module(staged, "ttir") == "module {ttir}"
