@@ -69,10 +69,15 @@ def _child(target: str, out: str) -> None:
 def make(target: str, out_dir: str, cache_dir: str) -> dict:
     out = os.path.join(out_dir, BY_NAME[target].file_names[0])
     with tempfile.TemporaryDirectory(prefix=f"ttdesc_{target}_") as tmp:
-        env = dict(os.environ, JAX_PLATFORMS="tt", TMPDIR=tmp, TT_METAL_CACHE=cache_dir)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))))  # where `tests.jax.models.qwen2_5` imports from
+        env = dict(os.environ, JAX_PLATFORMS="tt", TMPDIR=tmp, TT_METAL_CACHE=cache_dir,
+                   PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         env.pop("TT_COMPILE_ONLY_SYSTEM_DESC", None)
         start = time.time()
-        subprocess.run([sys.executable, "-m", __spec__.name, "--child", target, out], env=env, check=True)
+        # run in the temporary directory: mock mode writes fabric mapping files into the working directory
+        subprocess.run([sys.executable, "-m", __spec__.name, "--child", target, os.path.abspath(out)], env=env,
+                       cwd=tmp, check=True)
     return {"file": os.path.basename(out), "chips": BY_NAME[target].chips, "system": BY_NAME[target].system,
             "made_with": f"mock mode, {MOCK_CLUSTERS[target]}", "seconds": round(time.time() - start, 1),
             "schema_hash": schema_hash(out), "sha256": sha256(out)}
