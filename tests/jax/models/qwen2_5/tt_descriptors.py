@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib.metadata
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ import tempfile
 import time
 
 from .cli import Parser
-from .tt_targets import BY_NAME, COMMITTED_DIR, schema_hash, sha256
+from .tt_targets import BY_NAME, COMMITTED_DIR, installed_plugin, schema_hash, sha256
 
 # target -> cluster descriptor YAML shipped with the plugin's tt-metal runtime
 MOCK_CLUSTERS = {
@@ -37,18 +36,6 @@ MOCK_CLUSTERS = {
     "blackhole_galaxy": "blackhole_galaxy.yaml",
 }
 _CLUSTER_DIR = "tt_metal/third_party/umd/tests/cluster_descriptor_examples"
-PLUGINS = ("jax-tt-plugin", "pjrt-plugin-tt")
-
-
-def plugin_version() -> str:
-    for dist in PLUGINS:
-        try:
-            return f"{dist} {importlib.metadata.version(dist)}"
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "unknown"
-
-
 def _child(target: str, out: str) -> None:
     """In a fresh process: unpack the runtime, open mock chips, copy the descriptor out."""
     from jax._src import xla_bridge
@@ -98,11 +85,11 @@ def main(argv=None) -> int:
     unknown = [t for t in args.targets if t not in MOCK_CLUSTERS]
     if unknown:
         parser.fail(f"unknown target(s) {unknown}; mock mode makes {sorted(MOCK_CLUSTERS)}")
-    if plugin_version() == "unknown":
+    if installed_plugin() is None:
         parser.fail("no Tenstorrent PJRT plugin in this Python; run it with .venv-tt/bin/python")
     os.makedirs(args.out, exist_ok=True)
     manifest_path = os.path.join(args.out, "manifest.json")
-    manifest = {"plugin": plugin_version(), "descriptors": {}}
+    manifest = {"plugin": installed_plugin(), "descriptors": {}}
     if os.path.isfile(manifest_path):
         with open(manifest_path) as f:
             manifest["descriptors"] = json.load(f).get("descriptors", {})

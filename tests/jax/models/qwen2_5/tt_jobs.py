@@ -8,7 +8,6 @@ processes must not share it). Processes run two at a time on a 2-core machine.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .tt_targets import ENV_PYTHON, INSTALL_HINT
+from .tt_targets import ENV_PYTHON, INSTALL_HINT, installed_plugin
 
 PROGRAMS = (("forward", "float32"), ("forward", "bfloat16"), ("prefill", "bfloat16"),
             ("decode_step", "bfloat16"), ("generate_loop", "bfloat16"), ("forced_decode", "bfloat16"))
@@ -56,12 +55,9 @@ def tt_python(option: Optional[str], rootdir: str) -> Tuple[Optional[str], str]:
     venv = os.path.join(rootdir, ".venv-tt", "bin", "python")
     if os.path.isfile(venv):
         return venv, ".venv-tt"
-    for dist in ("pjrt-plugin-tt", "jax-tt-plugin"):  # inside tt-xla: its own environment has the plugin
-        try:
-            importlib.metadata.distribution(dist)
-            return sys.executable, f"this Python ({dist})"
-        except importlib.metadata.PackageNotFoundError:
-            pass
+    plugin = installed_plugin()  # inside tt-xla: its own environment has the plugin
+    if plugin:
+        return sys.executable, f"this Python ({plugin})"
     return None, f"no Tenstorrent PJRT plugin found; install it with: {INSTALL_HINT}"
 
 

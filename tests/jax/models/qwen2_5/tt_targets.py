@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -50,6 +51,19 @@ TARGETS = (
     Target("blackhole_galaxy", 32, "32-chip Blackhole Galaxy", ("blackhole_galaxy.ttsys",)),
 )
 BY_NAME = {t.name: t for t in TARGETS}
+
+
+PLUGIN_DISTRIBUTIONS = ("pjrt-plugin-tt", "jax-tt-plugin")  # tt-xla's official wheel; the PyPI build
+
+
+def installed_plugin() -> Optional[str]:
+    """``"<distribution> <version>"`` of the Tenstorrent PJRT plugin in this Python, or None."""
+    for dist in PLUGIN_DISTRIBUTIONS:
+        try:
+            return f"{dist} {importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def targets_for(shape: Sequence[int]) -> List[Target]:
