@@ -7,13 +7,56 @@ Public API::
     model = load_model(checkpoint_dir, mesh, dtype="float32")
     logits = model.forward(input_ids, attention_mask)
     tokens = model.generate(input_ids, attention_mask, max_new_tokens)
+
+Sub-packages, each lower one imported by the higher ones only (``test_layering.py`` checks it):
+``model`` (what a user imports), ``cli`` (command-line and platform set-up), ``gsm8k`` (the
+evaluator), ``synthetic`` (checkpoints and tokenizers made here, the full-scale rehearsal),
+``tenstorrent`` (tt-mlir compile checks and TTNN module reading), ``bench`` (the benchmark) and
+``testing`` (the pytest plugin and helpers, imported by the tests only). ``python -m
+tests.jax.models.qwen2_5 --help`` lists the commands.
 """
 
-from .causal_lm import Qwen2TP, load_model
-from .config import Qwen2Config, UnsupportedConfigError
-from .layout import TPLayout, UnsupportedParallelismError, supported_tp_degrees
-from .partitioning import PARTITION_RULES, make_mesh
-from .weights import CheckpointError
+
+
+def _one_import_name() -> None:
+    """Make the package's other import name an alias of this one, module by module.
+
+    Inside tt-xla the package has two names: ``tests.jax.models.qwen2_5`` (a ``-p`` plugin, ``python
+    -m``) and ``qwen2_5`` (pytest imports the conftest and tests under it, as ``tests/jax`` has no
+    ``__init__.py``). Imported under both, every module would exist twice with its state split. The
+    name imported first is the real one; the other then resolves to the same module objects.
+    """
+    import importlib
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    short = __name__.rpartition(".")[2]
+    other = {short: "tests.jax.models." + short, "tests.jax.models." + short: short}.get(__name__)
+    if other is None or other in sys.modules:
+        return
+    real = __name__
+
+    class Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            if name == other or name.startswith(other + "."):
+                return importlib.util.spec_from_loader(name, self)
+            return None
+
+        def create_module(self, spec):  # the real module (its __name__, __file__ and __spec__ stay)
+            return importlib.import_module(real + spec.name[len(other):])
+
+        def exec_module(self, module):
+            pass
+
+    sys.meta_path.insert(0, Alias())
+
+
+_one_import_name()
+
+from .model import (CheckpointError, PARTITION_RULES, Qwen2Config, Qwen2TP, TPLayout,  # noqa: E402
+                    UnsupportedConfigError, UnsupportedParallelismError, load_model, make_mesh,
+                    supported_tp_degrees)
 
 __all__ = [
     "CheckpointError", "PARTITION_RULES", "Qwen2Config", "Qwen2TP", "TPLayout",

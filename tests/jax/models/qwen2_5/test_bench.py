@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .plugin import write_perf_report
+from .testing.reports import write_perf_report
 
 pytestmark = pytest.mark.cpu
 

@@ -46,3 +46,37 @@ def test_usage_error_is_one_line_and_exit_2(module, args, words, tmp_path):
     assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
     assert len(lines) == 1 and "error:" in lines[0] and words in lines[0], out.stderr[-3000:]
     assert "Traceback" not in out.stderr and not out.stdout.strip(), out.stdout[-2000:]
+
+
+MAIN = "tests.jax.models.qwen2_5"
+
+
+def _main(*args):
+    env = {k: v for k, v in os.environ.items() if k not in ("GSM8K_PATH", "QWEN2_5_MODEL_PATH", "XLA_FLAGS")}
+    return subprocess.run([sys.executable, "-m", MAIN, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_one_entry_point_lists_every_command_with_one_line_each():
+    from .__main__ import COMMANDS
+
+    out = _main("--help")
+    assert out.returncode == 0, out.stderr[-3000:]
+    listed = [line.split()[0] for line in out.stdout.split("commands:\n", 1)[1].splitlines() if line.strip()]
+    assert listed == list(COMMANDS) and {"gsm8k", "synthetic", "bench", "tt-descriptors"} <= set(listed), out.stdout
+    for name in COMMANDS:  # each command's own help comes through the entry point
+        sub = _main(name, "--help")
+        assert sub.returncode == 0 and "usage:" in sub.stdout, (name, sub.stdout[-1000:], sub.stderr[-2000:])
+
+
+@pytest.mark.parametrize("args,words", [([], "usage:"), (["frobnicate"], "unknown command 'frobnicate'"),
+                                        (["gsm8k", "--samples", "-1"], "--samples"),
+                                        (["synthetic", "--preset", "qwen2.5-70b", "/tmp/x"], "--preset"),
+                                        (["bench", "--batch", "-2"], "--batch")],
+                         ids=["no-command", "unknown", "gsm8k", "synthetic", "bench"])
+def test_entry_point_usage_errors_exit_2(args, words):
+    out = _main(*args)
+    assert out.returncode == 2 and words in out.stdout + out.stderr, (out.returncode, out.stdout, out.stderr[-2000:])
+    if args:
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in out.stderr, out.stderr[-2000:]

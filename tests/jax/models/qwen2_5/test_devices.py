@@ -2,7 +2,7 @@
 
 import pytest
 
-from .devices import parse_mesh, resolve_platform, tt_plugin_installed
+from .cli.devices import parse_mesh, resolve_platform, tt_plugin_installed
 
 pytestmark = pytest.mark.cpu
 

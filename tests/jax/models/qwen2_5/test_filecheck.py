@@ -2,8 +2,8 @@
 
 import pytest
 
-from . import filecheck, ttnn_audit
-from .tt_jobs import tt_python
+from .tenstorrent import filecheck, ttnn_audit
+from .tenstorrent.jobs import tt_python
 
 pytestmark = pytest.mark.cpu
 
@@ -82,7 +82,7 @@ def _missing(name):
 
 
 def test_compile_failure_shows_the_first_compiler_error_lines():
-    from .tt_compile import error_excerpt, last_module
+    from .tenstorrent.compile_worker import error_excerpt, last_module
 
     log = ("info: start\n"
            "loc(\"x\"): error: failed to legalize operation 'stablehlo.all_reduce'\n"

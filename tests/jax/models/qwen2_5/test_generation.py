@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from . import load_model, make_mesh
-from .compile_count import count_compiles
-from .conftest import left_padded_batch, mesh_name, record_model
-from .generation import cached_step_logits
-from .programs import decode_step
-from .parity import F32_REL_TOL, logits_report
+from .testing.compile_count import count_compiles
+from .testing.meshes import build_mesh, mesh_name
+from .testing.parity import left_padded_batch
+from .testing.reports import record_model
+from .model.generation import cached_step_logits
+from .tenstorrent.programs import decode_step
+from .testing.parity import F32_REL_TOL, logits_report
 
 NEW_TOKENS = 24
 pytestmark = pytest.mark.model_test
@@ -133,7 +135,6 @@ COLLECTIVE = re.compile(r"=\s*([a-z0-9]+\[[0-9,]*\])\S*\s+(all-reduce|all-gather
 @pytest.mark.tensor_parallel
 @pytest.mark.llmbox
 def test_decode_step_collectives_on_1x8(request, hf_generation):
-    from .conftest import build_mesh
 
     path = hf_generation[0]
     model = load_model(path, build_mesh(request.config, (1, 8)))

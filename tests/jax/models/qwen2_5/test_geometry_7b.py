@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from . import load_model
-from . import random_checkpoint as rc
-from .conftest import build_mesh, left_padded_batch, mesh_name, record_model
-from .parity import F32_REL_TOL, logits_report
+from .synthetic import random_checkpoint as rc
+from .testing.meshes import build_mesh, mesh_name
+from .testing.parity import left_padded_batch
+from .testing.reports import record_model
+from .testing.parity import F32_REL_TOL, logits_report
 
 pytestmark = [pytest.mark.large, pytest.mark.model_test, pytest.mark.tensor_parallel, pytest.mark.nightly]
 

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from . import load_model
-from .conftest import build_mesh, run_gsm8k
+from .testing.gsm8k_run import run_gsm8k
+from .testing.meshes import build_mesh
 from .gsm8k import extract_answer, is_correct
 from .gsm8k.data import GSM8KFormatError, GSM8KUnavailable, Problem, load_split, read_jsonl, select
 from .gsm8k.evaluate import Settings, evaluate
@@ -111,7 +112,7 @@ def test_fewshot_prompt():
 
 @pytest.fixture(scope="session")
 def gsm8k_random_checkpoint(gsm8k_splits, tmp_path_factory):
-    from .random_checkpoint import build_chat_checkpoint
+    from .synthetic.random_checkpoint import build_chat_checkpoint
 
     _, train = gsm8k_splits
     path, _, tokenizer = build_chat_checkpoint(str(tmp_path_factory.mktemp("gsm8k_ckpt")),

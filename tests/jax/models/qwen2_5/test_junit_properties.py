@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from . import properties
+from .testing import properties
 
 pytestmark = pytest.mark.cpu
 
@@ -21,11 +21,25 @@ SELECTION = ("test_logits_parity and mesh_1x8 and gqa28x4 and float32 or test_go
              "or test_committed_descriptors_match_manifest")
 
 
-def test_junit_file_holds_tt_xla_properties_for_every_test(tmp_path):
+def parent_plugins(config) -> list:
+    """The ``-p`` plugins of this session's command line (inside tt-xla's harness: its CPU runner)."""
+    args, out = list(config.invocation_params.args), []
+    for i, arg in enumerate(args):
+        if arg == "-p" and i + 1 < len(args):
+            out += ["-p", args[i + 1]]
+        elif arg.startswith("-p") and len(arg) > 2:
+            out.append(arg)
+    return out
+
+
+def test_junit_file_holds_tt_xla_properties_for_every_test(tmp_path, request):
     junit = tmp_path / "junit.xml"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     perf = tmp_path / "perf"
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SELECTION,
+    # The child runs as this session does: standalone with the root conftest, inside tt-xla with its
+    # conftest and the same -p plugins (tt-xla's CI passes none; its CPU-runner harness passes one).
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          *parent_plugins(request.config), "-k", SELECTION,
                           f"--junitxml={junit}", "--serialize", f"--perf-report-dir={perf}", "--perf-id=ci",
                           "tests/jax/models/qwen2_5/test_logits.py",
                           "tests/jax/models/qwen2_5/test_gsm8k.py", "tests/jax/models/qwen2_5/test_tt_compile.py"],

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from . import CheckpointError, UnsupportedConfigError, UnsupportedParallelismError, load_model, make_mesh
-from . import random_checkpoint as rc
-from .parity import F32_REL_TOL, logits_report
+from .synthetic import random_checkpoint as rc
+from .testing.parity import F32_REL_TOL, logits_report
 
 # Multi-query attention with 5 query heads: every T > 1 pads (T=8: 8 slots, T=32: 32 slots).
 MQA = dict(vocab_size=515, hidden_size=40, head_dim=8, intermediate_size=72, num_hidden_layers=2,
@@ -30,7 +30,7 @@ def mqa_fp16_single_file(tmp_path_factory):
 @pytest.mark.model_test
 def test_mqa_float16_single_file_matches_pytorch(mesh, mqa_fp16_single_file):
     path, model = mqa_fp16_single_file
-    from .conftest import left_padded_batch
+    from .testing.parity import left_padded_batch
 
     ids, mask = left_padded_batch(MQA["vocab_size"], seed=3)
     ref = rc.hf_logits(model, ids, mask)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from . import load_model
-from .compile_count import count_compiles
-from .conftest import mesh_name, record_model
-from .parity import BF16_MIN_PCC, F32_REL_TOL, logits_report
+from .testing.compile_count import count_compiles
+from .testing.meshes import mesh_name
+from .testing.reports import record_model
+from .testing.parity import BF16_MIN_PCC, F32_REL_TOL, logits_report
 
 GEOMETRIES = ["gqa28x4", "tied6x2"]
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from . import PARTITION_RULES, Qwen2Config, TPLayout, UnsupportedParallelismError, make_mesh
-from .partitioning import UnmatchedParameterError, match_rule, partition_specs
-from .random_checkpoint import GEOMETRIES
-from .weights import hf_tensors, param_shapes
+from .model.partitioning import UnmatchedParameterError, match_rule, partition_specs
+from .synthetic.random_checkpoint import GEOMETRIES
+from .model.weights import hf_tensors, param_shapes
 
 # config.json of the published Qwen/Qwen2.5-7B (transformers 4.x style).
 QWEN2_5_7B = {

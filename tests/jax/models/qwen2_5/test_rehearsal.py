@@ -13,8 +13,9 @@ import struct
 import numpy as np
 import pytest
 
-from . import qwen_tokenizer, synthetic
-from .conftest import MESH_PARAMS, run_gsm8k
+from .synthetic import qwen_tokenizer, builder as synthetic
+from .testing.gsm8k_run import run_gsm8k
+from .testing.meshes import MESH_PARAMS
 from .gsm8k.data import select
 from .gsm8k.prompts import choose
 
@@ -55,7 +56,7 @@ def rehearsal_checkpoint(request, tmp_path_factory):
 
 
 def test_rehearsal_checkpoint_is_the_published_shape(rehearsal_checkpoint):
-    from .config import Qwen2Config
+    from .model.config import Qwen2Config
 
     with open(os.path.join(rehearsal_checkpoint, "config.json")) as f:
         raw = json.load(f)

@@ -19,10 +19,10 @@ import sys
 import numpy as np
 import pytest
 
-from . import rehearsal_full as rf
-from .conftest import MESH_PARAMS
+from .synthetic import rehearsal as rf
+from .testing.meshes import MESH_PARAMS
 from .gsm8k.evaluate import checkpoint_fingerprint
-from .parity import BF16_MIN_PCC, pcc
+from .testing.parity import BF16_MIN_PCC, pcc
 
 pytestmark = [pytest.mark.large, pytest.mark.nightly, pytest.mark.model_test, pytest.mark.gsm8k]
 
@@ -46,7 +46,7 @@ def full_checkpoint(request):
 
 def _run(kind, checkpoint, out, *extra):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the worker sets its own devices
-    proc = subprocess.run([sys.executable, "-m", "tests.jax.models.qwen2_5.rehearsal_full", kind, checkpoint, out,
+    proc = subprocess.run([sys.executable, "-m", "tests.jax.models.qwen2_5", "rehearsal-worker", kind, checkpoint, out,
                            *extra], capture_output=True, text=True, env=env, timeout=3600)
     assert proc.returncode == 0, f"{kind} worker failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     with open(out) as f:

@@ -23,13 +23,14 @@ from typing import Optional
 
 import pytest
 
-from . import filecheck, ttnn_audit
-from .conftest import MESH_PARAMS
-from .plugin import report_dir_for, write_perf_report
-from .random_checkpoint import GEOMETRY_7B, geometry_config
-from .weights import hf_tensors
-from .tt_jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
-from .tt_targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
+from .tenstorrent import filecheck, ttnn_audit
+from .testing.meshes import MESH_PARAMS
+from .testing import options
+from .testing.reports import report_dir_for, write_perf_report
+from .synthetic.random_checkpoint import GEOMETRY_7B, geometry_config
+from .model.weights import hf_tensors
+from .tenstorrent.jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
+from .tenstorrent.targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
                          search_dirs, sha256)
 
 SMALL_GEOMETRIES = ("gqa28x4", "tied6x2")
@@ -41,7 +42,7 @@ HISTOGRAM_LAYERS = 1  # the 7B decode step is compiled again with this many laye
 # Tenstorrent hardware"). A change that adds ops fails here and must say why.
 MAX_OPS_PER_LAYER = 39
 NO_PER_LAYER = ("to_layout", "rows_scatter", "permute")
-_PATTERNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "filecheck")
+_PATTERNS = filecheck.PATTERNS_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +105,7 @@ def tt_compile_results(request, tmp_path_factory):
         jobs = plan.setdefault(case.target, (descriptor, []))[1]
         jobs += [j for j in case.jobs() if j not in jobs]
     base = str(tmp_path_factory.mktemp("tt_compile"))
-    keep_ir = config.getoption("--serialize") or config.getoption("--dump-irs")
+    keep_ir = options.get(config, "--serialize") or options.get(config, "--dump-irs")
     return {"python": python, "found_by": how, "dirs": dirs,
             "targets": run_all(python, plan, base, str(config.rootpath), keep_ir=keep_ir)}
 
@@ -148,7 +149,7 @@ def test_tt_compile(tt_case, tt_compile_results, record_property, request):
     for name, value in seconds.items():
         record_property(f"compile_seconds[{name}]", value)
     write_perf_report(request.config, request.node.nodeid, {"compile_seconds": seconds, "target": tt_case.target})
-    if request.config.getoption("--serialize") or request.config.getoption("--dump-irs"):
+    if options.get(request.config, "--serialize") or options.get(request.config, "--dump-irs"):
         out_dir = _target_results(tt_case, tt_compile_results)["out_dir"]
         keep = report_dir_for(request.config, "ir", request.node.nodeid)
         for name in os.listdir(out_dir):

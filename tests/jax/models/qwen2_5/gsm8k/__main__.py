@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-from ..cli import Parser, die, mesh_shape, non_negative_int, positive_int
+from ..cli.parser import Parser, die, mesh_shape, non_negative_int, positive_int
 
 PROG = "python -m tests.jax.models.qwen2_5.gsm8k"
 
@@ -63,10 +63,10 @@ def parse_args(argv=None):
     if not os.path.isdir(report_dir):
         p.fail(f"argument --report: directory {report_dir!r} does not exist")
 
-    from ..config import Qwen2Config
-    from ..generation import MIN_BUCKET, cache_length
-    from ..layout import TPLayout
-    from ..causal_lm import cache_limit
+    from ..model.config import Qwen2Config
+    from ..model.generation import MIN_BUCKET, cache_length
+    from ..model.layout import TPLayout
+    from ..model.causal_lm import cache_limit
 
     if args.model_path:
         if not os.path.isdir(args.model_path):
@@ -77,7 +77,7 @@ def parse_args(argv=None):
         except (OSError, ValueError) as e:
             p.fail(f"argument --model-path: {e}")
     else:
-        from ..random_checkpoint import CHAT_MAX_POSITIONS, geometry_config
+        from ..synthetic.random_checkpoint import CHAT_MAX_POSITIONS, geometry_config
 
         config = dataclasses.replace(geometry_config(CHAT_GEOMETRY), max_position_embeddings=CHAT_MAX_POSITIONS)
     try:
@@ -98,7 +98,7 @@ CHAT_GEOMETRY = "gqa28x4"  # the random checkpoint built without --model-path
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from ..devices import prepare_platform, resolve_platform
+    from ..cli.devices import prepare_platform, resolve_platform
 
     try:
         platform = resolve_platform(args.platform)
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         tokenizer = AutoTokenizer.from_pretrained(path)
         dtype = args.dtype or "bfloat16"
     else:
-        from ..random_checkpoint import build_chat_checkpoint
+        from ..synthetic.random_checkpoint import build_chat_checkpoint
         tmp = tempfile.TemporaryDirectory()
         texts = [p.question for p in load_split("train", args.gsm8k_path)]
         print("no --model-path: building a random checkpoint with a GSM8K-trained tokenizer in", tmp.name)

@@ -27,3 +27,14 @@ def pcc(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def left_padded_batch(vocab: int, batch: int = 8, seq: int = 10, seed: int = 0):
+    """Random ids with a different amount of left padding per row (row 0 unpadded)."""
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(0, vocab, size=(batch, seq)).astype(np.int32)
+    mask = np.ones((batch, seq), dtype=np.int32)
+    for row in range(1, batch):
+        mask[row, : (row * 3) % (seq - 1)] = 0
+    ids[mask == 0] = 0
+    return ids, mask

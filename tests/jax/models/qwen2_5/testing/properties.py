@@ -29,7 +29,7 @@ MODEL_NAME = "jax_qwen2_5_7b_instruct_nlp_causal_lm_huggingface"
 MODEL_GROUP = "generality"  # str(ModelGroup.GENERALITY)
 RUN_MODE = "inference"      # str(RunMode.INFERENCE)
 PASSED = "PASSED"           # str(BringupStatus.PASSED): tt-xla's enum prints its name
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package top
 
 
 def validate_keys(keys, model_test: bool) -> None:

@@ -16,12 +16,12 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .tt_targets import ENV_PYTHON, INSTALL_HINT, installed_plugin
+from .targets import ENV_PYTHON, INSTALL_HINT, installed_plugin
 
 PROGRAMS = (("forward", "float32"), ("forward", "bfloat16"), ("prefill", "bfloat16"),
             ("decode_step", "bfloat16"), ("generate_loop", "bfloat16"), ("forced_decode", "bfloat16"))
 AUDITED = ("decode_step", "bfloat16")
-REGENERATE = ".venv-tt/bin/python -m tests.jax.models.qwen2_5.tt_descriptors"
+REGENERATE = ".venv-tt/bin/python -m tests.jax.models.qwen2_5 tt-descriptors"
 WORKER_TIMEOUT_S = 1200
 
 
@@ -73,7 +73,7 @@ def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, roo
     env.pop("XLA_FLAGS", None)  # the suite's fake CPU device count means nothing there
     env["TTXLA_LOGGER_LEVEL"] = "DEBUG"  # prints every stage's IR; the worker reads the TTNN module
     log = open(os.path.join(work_dir, "worker.log"), "wb")
-    proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tt_compile",
+    proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tenstorrent.compile_worker",
                              os.path.join(work_dir, "jobs.json"), os.path.join(work_dir, "out")],
                             cwd=rootdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log = log

@@ -3,8 +3,8 @@
 Two kinds of worker process, each with the machine's memory to itself (a 7B model fits
 24 GiB once, not twice); ``test_rehearsal_full.py`` runs them and compares their outputs:
 
-    python -m tests.jax.models.qwen2_5.rehearsal_full torch CKPT OUT.json
-    python -m tests.jax.models.qwen2_5.rehearsal_full jax CKPT OUT.json --mesh 1x8
+    python -m tests.jax.models.qwen2_5 rehearsal-worker torch CKPT OUT.json
+    python -m tests.jax.models.qwen2_5 rehearsal-worker jax CKPT OUT.json --mesh 1x8
 
 Both take the same batch of GSM8K chat prompts (Qwen2.5-Instruct's template, left-padded),
 compute bfloat16 logits at every real position, greedily generate ``NEW_TOKENS`` tokens (no
@@ -32,9 +32,9 @@ def prompts(checkpoint: str, gsm8k_path=None):
     """(ids, mask) int32 [PROMPTS, s]: the first GSM8K test problems through the chat template."""
     from transformers import AutoTokenizer
 
-    from .gsm8k.data import load_split
-    from .gsm8k.evaluate import encode, left_padded
-    from .gsm8k.prompts import build_prompts, choose
+    from ..gsm8k.data import load_split
+    from ..gsm8k.evaluate import encode, left_padded
+    from ..gsm8k.prompts import build_prompts, choose
 
     tok = AutoTokenizer.from_pretrained(checkpoint)
     problems = load_split("test", gsm8k_path)[:PROMPTS]
@@ -115,7 +115,7 @@ def worker_torch(checkpoint: str, out: str, gsm8k_path=None) -> dict:
 
 
 def worker_jax(checkpoint: str, out: str, mesh_text: str, gsm8k_path=None) -> dict:
-    from .devices import parse_mesh, prepare_platform
+    from ..cli.devices import parse_mesh, prepare_platform
 
     shape = parse_mesh(mesh_text)
     prepare_platform("cpu", shape[0] * shape[1])
@@ -123,7 +123,7 @@ def worker_jax(checkpoint: str, out: str, mesh_text: str, gsm8k_path=None) -> di
     raw = sequential_read(files)
     drop_page_cache(files)
 
-    from . import load_model, make_mesh
+    from .. import load_model, make_mesh
 
     rss_before = peak_rss_bytes()
     start = time.perf_counter()
@@ -150,9 +150,9 @@ def worker_jax(checkpoint: str, out: str, mesh_text: str, gsm8k_path=None) -> di
 
 
 def main(argv=None) -> int:
-    from .cli import Parser, mesh_shape
+    from ..cli.parser import Parser, mesh_shape
 
-    p = Parser(prog="python -m tests.jax.models.qwen2_5.rehearsal_full", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m tests.jax.models.qwen2_5 rehearsal-worker", description=__doc__.split("\n\n")[0])
     p.add_argument("kind", choices=("torch", "jax"))
     p.add_argument("checkpoint")
     p.add_argument("out", help="result JSON (logits beside it as OUT.logits.npy)")

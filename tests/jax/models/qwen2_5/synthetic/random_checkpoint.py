@@ -39,7 +39,7 @@ def geometry_config(name: str):
     """The ``Qwen2Config`` of a suite geometry (``random_checkpoint.GEOMETRIES``) or of the full
     Qwen2.5-7B (``qwen2_5_7b``: 28 layers, vocabulary 152064)."""
     from . import presets
-    from .config import Qwen2Config
+    from ..model.config import Qwen2Config
 
     if name == GEOMETRY_7B:
         return Qwen2Config.from_dict(presets.config_json("qwen2.5-7b-instruct"), source=name)

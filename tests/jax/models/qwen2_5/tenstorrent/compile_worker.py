@@ -6,7 +6,7 @@ descriptor, ``JAX_PLATFORMS=tt`` and a ``TMPDIR`` of its own (the plugin unpacks
 of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's whole pipeline
 (StableHLO -> TTIR -> TTNN -> flatbuffer) for those chips; nothing runs.
 
-    python -m tests.jax.models.qwen2_5.tt_compile JOBS.json OUT_DIR
+    python -m tests.jax.models.qwen2_5.tenstorrent.compile_worker JOBS.json OUT_DIR
 
 JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
 [[program, dtype], ...], "audit": [program, dtype] or null}]}`` (see ``tt_jobs.py``). OUT_DIR/results.json gets, per job and program, ok,
@@ -87,9 +87,9 @@ def error_excerpt(log: str, exc: BaseException) -> str:
 def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     import jax
 
-    from .partitioning import make_mesh
+    from ..model.partitioning import make_mesh
     from .programs import abstract_model, lower
-    from .random_checkpoint import geometry_config
+    from ..synthetic.random_checkpoint import geometry_config
     from .ttnn_audit import argument_types, main_function
 
     devices = jax.devices("tt")
@@ -137,11 +137,15 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    usage = "usage: python -m tests.jax.models.qwen2_5 tt-compile-worker JOBS.json OUT_DIR"
+    if argv in (["-h"], ["--help"]):
+        print(f"{usage}\n\n{__doc__.splitlines()[0]}")
+        return 0
     if len(argv) != 2:
-        print("usage: python -m tests.jax.models.qwen2_5.tt_compile JOBS.json OUT_DIR", file=sys.stderr)
+        print(f"{usage}: two arguments expected, got {len(argv)}", file=sys.stderr)
         return 2
     if not os.environ.get("TT_COMPILE_ONLY_SYSTEM_DESC"):
-        print("tt_compile: set TT_COMPILE_ONLY_SYSTEM_DESC to a system descriptor (.ttsys)", file=sys.stderr)
+        print("tt-compile-worker: error: set TT_COMPILE_ONLY_SYSTEM_DESC to a system descriptor (.ttsys)", file=sys.stderr)
         return 2
     jobs_path, out_dir = argv
     with open(jobs_path) as f:

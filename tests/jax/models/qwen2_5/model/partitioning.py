@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from .model import BATCH_AXIS, MODEL_AXIS
+from .shard import BATCH_AXIS, MODEL_AXIS
 
 AXES = (BATCH_AXIS, MODEL_AXIS)
 

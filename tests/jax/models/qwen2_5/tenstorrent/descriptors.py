@@ -2,8 +2,8 @@
 
 Run it with the Python of the Tenstorrent plugin's venv (see ``requirements-tt.txt``)::
 
-    .venv-tt/bin/python -m tests.jax.models.qwen2_5.tt_descriptors            # all Blackhole targets
-    .venv-tt/bin/python -m tests.jax.models.qwen2_5.tt_descriptors blackhole_p150 --out DIR
+    .venv-tt/bin/python -m tests.jax.models.qwen2_5 tt-descriptors            # all Blackhole targets
+    .venv-tt/bin/python -m tests.jax.models.qwen2_5 tt-descriptors blackhole_p150 --out DIR
 
 Mock mode: with ``TT_METAL_MOCK_CLUSTER_DESC_PATH`` naming a cluster descriptor YAML (they
 ship inside the plugin's runtime assets, which it unpacks into ``$TMPDIR``), the plugin opens
@@ -20,14 +20,15 @@ import argparse
 import glob
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-from .cli import Parser
-from .tt_targets import BY_NAME, COMMITTED_DIR, installed_plugin, schema_hash, sha256
+from ..cli.parser import Parser
+from .targets import BY_NAME, COMMITTED_DIR, installed_plugin, schema_hash, sha256
 
 # target -> cluster descriptor YAML shipped with the plugin's tt-metal runtime
 MOCK_CLUSTERS = {
@@ -56,8 +57,7 @@ def _child(target: str, out: str) -> None:
 def make(target: str, out_dir: str, cache_dir: str) -> dict:
     out = os.path.join(out_dir, BY_NAME[target].file_names[0])
     with tempfile.TemporaryDirectory(prefix=f"ttdesc_{target}_") as tmp:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))))  # where `tests.jax.models.qwen2_5` imports from
+        root = str(pathlib.Path(__file__).resolve().parents[5])  # where `tests.jax.models.qwen2_5` imports from
         env = dict(os.environ, JAX_PLATFORMS="tt", TMPDIR=tmp, TT_METAL_CACHE=cache_dir,
                    PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         env.pop("TT_COMPILE_ONLY_SYSTEM_DESC", None)
@@ -71,7 +71,7 @@ def make(target: str, out_dir: str, cache_dir: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = Parser(prog="python -m tests.jax.models.qwen2_5.tt_descriptors",
+    parser = Parser(prog="python -m tests.jax.models.qwen2_5 tt-descriptors",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", help=f"targets to make (default: all of {sorted(MOCK_CLUSTERS)})")
     parser.add_argument("--out", default=COMMITTED_DIR, help="output directory (default: the committed one)")

@@ -1,7 +1,7 @@
 """A small FileCheck for the TTNN audits: pattern files in LLVM FileCheck's notation.
 
 tt-xla checks compiled IR with LLVM FileCheck pattern files (tests marked ``filecheck``).
-This implements the subset the patterns under ``filecheck/`` use, in pure Python so the
+This implements the subset the patterns under ``patterns/`` use, in pure Python so the
 check needs no LLVM install:
 
 * ``CHECK-LABEL: p``: the input is cut into blocks at the lines matching each label; the
@@ -19,10 +19,12 @@ variables before matching (``string.Template``), so one pattern file serves ever
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from typing import List, Tuple
 
+PATTERNS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "patterns")  # the audits' files
 _DIRECTIVE = re.compile(r"^\s*//\s*(CHECK-LABEL|CHECK-NOT|CHECK-COUNT-\d+|CHECK|IMPLICIT-CHECK-NOT):\s?(.*)$")
 
 

@@ -3,8 +3,8 @@
 A system descriptor (``.ttsys``) describes the chips of a Tenstorrent system. With
 ``TT_COMPILE_ONLY_SYSTEM_DESC=<file>`` a Tenstorrent PJRT plugin compiles for that system
 without opening hardware (see ``tt_compile.py``). The Blackhole descriptors this project
-compiles against are committed beside this file (``tt_system_descs/``, made by
-``python -m tests.jax.models.qwen2_5.tt_descriptors``, listed with their plugin and schema
+compiles against are committed beside this file (``system_descs/``, made by
+``python -m tests.jax.models.qwen2_5 tt-descriptors``, listed with their plugin and schema
 hash in its ``manifest.json``). More come from directories named by ``--tt-system-descs`` or
 ``QWEN2_5_TT_SYSTEM_DESCS`` (for example tt-xla's ``tests/cpu_compile_only/system_descs``).
 
@@ -21,7 +21,7 @@ import os
 import re
 from typing import Dict, List, Optional, Sequence
 
-COMMITTED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tt_system_descs")
+COMMITTED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "system_descs")
 MANIFEST = os.path.join(COMMITTED_DIR, "manifest.json")
 ENV_DIRS = "QWEN2_5_TT_SYSTEM_DESCS"
 ENV_PYTHON = "QWEN2_5_TT_PYTHON"

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from .causal_lm import check_batch, positions_from_mask
-from .model import MODEL_AXIS, Qwen2Shard
+from .inputs import check_batch, positions_from_mask
+from .shard import MODEL_AXIS, Qwen2Shard
 from .partitioning import batch_axis_for, shard_map
 from .weight_marks import mark_weights
 

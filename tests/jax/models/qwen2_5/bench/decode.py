@@ -23,12 +23,12 @@ import sys
 import tempfile
 import time
 
-from .cli import Parser, positive_int
-from .devices import parse_mesh, prepare_platform, resolve_platform
+from ..cli.parser import Parser, positive_int
+from ..cli.devices import parse_mesh, prepare_platform, resolve_platform
 
 
 def parse_args(argv=None):
-    p = Parser(prog="python -m tests.jax.models.qwen2_5.bench", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m tests.jax.models.qwen2_5 bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--layers", type=positive_int, default=4)
     p.add_argument("--heads", type=positive_int, default=8)
@@ -57,8 +57,8 @@ def parse_args(argv=None):
 
 def check_args(p, args) -> None:
     """Meshes and head layout, before any checkpoint is built or process started."""
-    from .config import Qwen2Config, UnsupportedConfigError
-    from .layout import TPLayout
+    from ..model.config import Qwen2Config, UnsupportedConfigError
+    from ..model.layout import TPLayout
 
     args.shapes = mesh_shapes(p, args.meshes)
     try:
@@ -151,7 +151,7 @@ def worker_jax(args) -> dict:
     prepare_platform(platform, a * m)
     import jax
 
-    from . import load_model, make_mesh
+    from .. import load_model, make_mesh
 
     ids, mask = _inputs(args)
     mesh = make_mesh((a, m), platform=platform)
@@ -182,7 +182,7 @@ def worker_torch(args) -> dict:
 
 
 def _run_worker(kind: str, args, checkpoint: str, mesh: str = "1x1") -> dict:
-    cmd = [sys.executable, "-m", __spec__.name if __spec__ else "tests.jax.models.qwen2_5.bench",
+    cmd = [sys.executable, "-m", __spec__.name if __spec__ else "tests.jax.models.qwen2_5.bench.decode",
            "--worker", kind, "--checkpoint", checkpoint, "--meshes", mesh, "--platform", args.platform,
            "--dtype", args.dtype, "--runs", str(args.runs), "--batch", str(args.batch), "--prompt", str(args.prompt),
            "--new-tokens", str(args.new_tokens), "--vocab", str(args.vocab)] + (["--loop", args.loop] if args.loop else [])
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(result))
         return 0
     shapes = args.shapes
-    from . import random_checkpoint as rc
+    from ..synthetic import random_checkpoint as rc
 
     geometry = dict(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
                     num_hidden_layers=args.layers, num_attention_heads=args.heads,

@@ -28,7 +28,7 @@ import time
 import zlib
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .cli import Parser, positive_int
+from ..cli.parser import Parser, positive_int
 
 PROG = "python -m tests.jax.models.qwen2_5.synthetic"
 ROWS_PER_BLOCK = 2048
@@ -135,7 +135,7 @@ def small_tokenizer(out_dir: str) -> dict:
 
     texts = None
     try:
-        from .gsm8k.data import load_split, resolve_path
+        from ..gsm8k.data import load_split, resolve_path
 
         if resolve_path(None, "train"):
             texts = [p.question for p in load_split("train")]
