@@ -46,7 +46,7 @@ class Qwen2TP:
             def shard_fn(params, ids, mask):
                 positions = positions_from_mask(mask)
                 s = ids.shape[1]
-                causal = jnp.tril(jnp.ones((s, s), dtype=bool))
+                causal = jnp.arange(s, dtype=jnp.int32)[None, :] <= jnp.arange(s, dtype=jnp.int32)[:, None]  # [s, t]
                 allowed = causal[None, :, :] & (mask[:, None, :] == 1)  # [b, s, t]
                 logits, _ = self.module.apply({"params": params}, ids, positions, allowed)
                 return logits

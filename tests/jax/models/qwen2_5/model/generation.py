@@ -58,12 +58,12 @@ def cache_length(bucket: int, max_new_tokens: int) -> int:
 def greedy_token(logits: jax.Array, tp: int) -> jax.Array:
     """logits [b, v] of this device's vocabulary shard -> global argmax ids [b] int32."""
     if tp == 1:
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        return jax.lax.argmax(logits, logits.ndim - 1, jnp.int32)
     rows = logits.shape[-1]
     local_best = jnp.max(logits, axis=-1)
-    local_id = jnp.argmax(logits, axis=-1).astype(jnp.int32) + jax.lax.axis_index(MODEL_AXIS) * rows
+    local_id = jax.lax.argmax(logits, logits.ndim - 1, jnp.int32) + jax.lax.axis_index(MODEL_AXIS) * rows
     best = jax.lax.pmax(local_best, MODEL_AXIS)
-    candidate = jnp.where(local_best == best, local_id, jnp.iinfo(jnp.int32).max)
+    candidate = jnp.where(local_best == best, local_id, np.int32(np.iinfo(np.int32).max))
     return jax.lax.pmin(candidate, MODEL_AXIS)
 
 
@@ -86,17 +86,17 @@ class _Steps:
         """ids, mask [b, p] -> (last-position logits [b, v], caches, key_mask [b, t], lengths [b])."""
         b, p = ids.shape
         key_mask = jnp.zeros((b, self.cache_len), bool).at[:, :p].set(mask == 1)
-        causal = jnp.arange(self.cache_len)[None, :] <= jnp.arange(p)[:, None]  # [s, t]
+        causal = jnp.arange(self.cache_len, dtype=jnp.int32)[None, :] <= jnp.arange(p, dtype=jnp.int32)[:, None]  # [s, t]
         allowed = causal[None] & key_mask[:, None, :]  # [b, s, t]
         h, caches = self._apply(Qwen2Shard.hidden, ids, positions_from_mask(mask), allowed,
                                 self.empty_caches(b), 0)
         logits = self._apply(Qwen2Shard.logits, h[:, -1:])[:, 0]
-        return logits, caches, key_mask, jnp.sum(mask, axis=-1)
+        return logits, caches, key_mask, jnp.sum(mask, axis=-1, dtype=jnp.int32)
 
     def decode(self, caches, key_mask, token, position, slot):
         """One token per row at cache ``slot`` and RoPE ``position`` [b] -> (logits [b, v], caches, key_mask)."""
         # An element-wise "or" rather than a one-column update: tt-mlir keeps it in tile layout.
-        key_mask = key_mask | (jnp.arange(key_mask.shape[1]) == slot)[None, :]
+        key_mask = key_mask | (jnp.arange(key_mask.shape[1], dtype=jnp.int32) == slot)[None, :]
         h, caches = self._apply(Qwen2Shard.hidden, token[:, None], position[:, None], key_mask[:, None, :],
                                 caches, slot)
         return self._apply(Qwen2Shard.logits, h)[:, 0], caches, key_mask
@@ -115,10 +115,10 @@ def _generate_program(model, batch_axis, cache_len: int):
         out = jnp.full((b, cache_len - p), pad, jnp.int32)
 
         def emit(out, done, token, i):
-            out = jax.lax.dynamic_update_slice(out, jnp.where(done, pad, token)[:, None], (0, i))
+            out = jax.lax.dynamic_update_slice(out, jnp.where(done, pad, token)[:, None], (np.int32(0), i))
             return out, done | jnp.isin(token, eos)
 
-        out, done = emit(out, jnp.zeros((b,), bool), token, 0)
+        out, done = emit(out, jnp.zeros((b,), bool), token, np.int32(0))
 
         def cond(state):
             # Each batch shard stops on its own rows; the "model" group of a shard holds the
@@ -232,7 +232,7 @@ def _forced_program(model, batch_axis, cache_len: int):
             logits, caches, key_mask = steps.decode(caches, key_mask, forced[:, i], lengths + i, p + i)
             return (caches, key_mask), logits
 
-        _, rest = jax.lax.scan(body, (caches, key_mask), jnp.arange(forced.shape[1]))
+        _, rest = jax.lax.scan(body, (caches, key_mask), jnp.arange(forced.shape[1], dtype=jnp.int32))
         return jnp.concatenate([logits[:, None], jnp.swapaxes(rest, 0, 1)], axis=1)  # [b, n+1, v]
 
     row = P(batch_axis, None)

@@ -12,7 +12,7 @@ from .config import Qwen2Config
 
 def positions_from_mask(mask: jax.Array) -> jax.Array:
     """Hugging Face ``generate``'s position ids for left padding: cumsum(mask) - 1, pads at 0."""
-    return jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)
+    return jnp.maximum(jnp.cumsum(mask, axis=-1, dtype=jnp.int32) - 1, np.int32(0))
 
 
 def check_batch(config: Qwen2Config, input_ids, attention_mask=None):

@@ -20,6 +20,7 @@ from typing import Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .config import Qwen2Config
 from .layout import TPLayout
@@ -52,7 +53,7 @@ def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype, table_
     inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
     freqs = jnp.arange(table_size, dtype=jnp.float32)[:, None] * inv_freq  # [p, d/2]
     angles = jnp.concatenate([freqs, freqs], axis=-1)  # [p, d]
-    sign = jnp.where(jnp.arange(head_dim) < half, -1.0, 1.0)  # [d]
+    sign = np.where(np.arange(head_dim) < half, -1.0, 1.0).astype(np.float32)  # [d]
     cos, sin = jnp.cos(angles), jnp.sin(angles) * sign  # [p, d]
     scales = jnp.asarray(head_scales, jnp.float32)[:, None]  # [h, 1]
     return ((jnp.take(cos, positions, axis=0)[:, :, None, :] * scales).astype(dtype),  # [b, s, h, d]
@@ -79,7 +80,8 @@ def write_cache(cache: jax.Array, new: jax.Array, index) -> jax.Array:
         slot = jnp.reshape(jnp.asarray(index, jnp.int32), (1, 1))
         return jax.lax.scatter(cache, slot, new, _ONE_SLOT, indices_are_sorted=True, unique_indices=True,
                                mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
-    return jax.lax.dynamic_update_slice(cache, new, (0, 0, index, 0))
+    zero = np.int32(0)  # int32 indices, also under jax_enable_x64 (tt-xla's harness)
+    return jax.lax.dynamic_update_slice(cache, new, (zero, zero, jnp.asarray(index, jnp.int32), zero))
 
 
 class RMSNorm(nn.Module):
@@ -195,13 +197,13 @@ class DecoderLayer(nn.Module):
 
 def vocab_ids(rows: int) -> jax.Array:
     """Global vocabulary ids of this device's ``rows`` vocabulary entries."""
-    return jax.lax.axis_index(MODEL_AXIS) * rows + jnp.arange(rows)
+    return jax.lax.axis_index(MODEL_AXIS) * rows + jnp.arange(rows, dtype=jnp.int32)
 
 
 def mask_padded_vocab(logits: jax.Array, true_vocab: int) -> jax.Array:
     """logits [..., v] of this shard as float32, padded vocabulary entries at -inf."""
     ids = vocab_ids(logits.shape[-1])
-    return jnp.where(ids < true_vocab, logits.astype(jnp.float32), -jnp.inf)
+    return jnp.where(ids < true_vocab, logits.astype(jnp.float32), np.float32(-np.inf))
 
 
 class Embedding(nn.Module):
@@ -219,8 +221,8 @@ class Embedding(nn.Module):
         """ids [b, s] global -> [b, s, e]: each device contributes the rows it owns, then psum."""
         local = ids - jax.lax.axis_index(MODEL_AXIS) * self.rows
         owned = (local >= 0) & (local < self.rows)
-        rows = jnp.take(self.embedding, jnp.clip(local, 0, self.rows - 1), axis=0)
-        return psum_model(jnp.where(owned[..., None], rows, 0).astype(self.dtype), self.tp)
+        rows = jnp.take(self.embedding, jnp.clip(local, np.int32(0), np.int32(self.rows - 1)), axis=0)
+        return psum_model(jnp.where(owned[..., None], rows, jnp.zeros((), rows.dtype)).astype(self.dtype), self.tp)
 
     def attend(self, h: jax.Array) -> jax.Array:
         """Tied lm_head: h [b, s, e] -> this shard's logits [b, s, v]."""
