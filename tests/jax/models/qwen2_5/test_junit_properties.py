@@ -8,11 +8,10 @@ import os
 import pathlib
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 
 import pytest
 
-from .testing import properties
+from .testing import junit_check, properties
 
 pytestmark = pytest.mark.cpu
 
@@ -45,21 +44,12 @@ def test_junit_file_holds_tt_xla_properties_for_every_test(tmp_path, request):
                           "tests/jax/models/qwen2_5/test_gsm8k.py", "tests/jax/models/qwen2_5/test_tt_compile.py"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    cases = ET.parse(junit).getroot().iter("testcase")
+    cases, _, problems = junit_check.check(str(junit))
+    assert not problems, "\n".join(problems)
     seen = {}
     for case in cases:
-        props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
-        names = [n for n, _ in props]
-        assert names.count("tags") == 1 and names.count("owner") == 1, (case.get("name"), names)
-        tags = ast.literal_eval(dict(props)["tags"])
-        name = case.get("name")
-        assert tags["specific_test_case"] == name and tags["test_name"] == name.split("[")[0], tags
-        assert dict(props)["owner"] == "tt-xla"
-        assert all(isinstance(v, (str, dict)) for v in tags.values()), tags
-        marker_keys = [k for k in tags if k not in ("test_name", "specific_test_case")]
-        # tt-xla moves model_group out of the tags into the group property
-        properties.validate_keys(marker_keys + ["model_group"] * ("group" in names), model_test="group" in names)
-        seen[name.split("[")[0]] = (tags, dict(props))
+        props = junit_check.case_properties(case)
+        seen[case.get("name").split("[")[0]] = (ast.literal_eval(props["tags"]), props)
     assert set(seen) == {"test_logits_parity", "test_gold_without_final_answer_raises",
                          "test_committed_descriptors_match_manifest"}
 
