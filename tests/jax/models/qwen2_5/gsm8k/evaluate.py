@@ -77,20 +77,48 @@ def trim(tokens: Sequence[int], stops: Sequence[int]) -> List[int]:
     return out
 
 
-def _batches(n: int, size: int):
+def batches(n: int, size: int):
+    """Problem indices of each batch, in order (the batch composition a journal records)."""
     for start in range(0, n, size):
         yield list(range(start, min(n, start + size)))
+
+
+def jax_completions(model, rows, settings: Settings, stops, pad) -> List[List[int]]:
+    """Greedy completions (trimmed token lists) of one batch of encoded prompts on the JAX model."""
+    ids, mask = left_padded(rows, pad)
+    tokens = model.generate(ids, mask, settings.max_new_tokens, eos_token_id=stops)
+    return [trim(tokens[row], stops) for row in range(len(rows))]
+
+
+def torch_model(checkpoint_dir: str, dtype: str):
+    """The Hugging Face PyTorch model of a checkpoint, in ``dtype``, for the reference."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=getattr(torch, dtype)).eval()
+
+
+def torch_completions(model, rows, settings: Settings, stops, pad) -> List[List[int]]:
+    """PyTorch ``generate`` (greedy, no repetition penalty) on one batch of encoded prompts."""
+    import torch
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(do_sample=False, max_new_tokens=settings.max_new_tokens, eos_token_id=list(stops),
+                              pad_token_id=pad, repetition_penalty=1.0)
+    ids, mask = left_padded(rows, pad)
+    with torch.no_grad():
+        gen = model.generate(input_ids=torch.tensor(ids, dtype=torch.long),
+                             attention_mask=torch.tensor(mask, dtype=torch.long), generation_config=config)
+    return [trim(gen[row, ids.shape[1]:].tolist(), stops) for row in range(len(rows))]
 
 
 def generate_jax(model, encoded, settings: Settings, stops, pad, progress=None):
     """Greedy completions (trimmed token lists) and the seconds spent generating."""
     out: List[List[int]] = [None] * len(encoded)
     start = time.perf_counter()
-    for idx in _batches(len(encoded), settings.batch_size):
-        ids, mask = left_padded([encoded[i] for i in idx], pad)
-        tokens = model.generate(ids, mask, settings.max_new_tokens, eos_token_id=stops)
-        for row, i in enumerate(idx):
-            out[i] = trim(tokens[row], stops)
+    for idx in batches(len(encoded), settings.batch_size):
+        for i, tokens in zip(idx, jax_completions(model, [encoded[i] for i in idx], settings, stops, pad)):
+            out[i] = tokens
         if progress is not None:
             progress.update(len(idx))
     return out, time.perf_counter() - start
@@ -128,21 +156,12 @@ def generate_reference(checkpoint_dir, encoded, settings: Settings, stops, pad, 
                 progress.update(len(encoded))
             return {"tokens": cached["tokens"], "seconds": cached["seconds"], "cached": True, "cache_file": cache_file}
 
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
-
-    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=getattr(torch, settings.dtype)).eval()
-    config = GenerationConfig(do_sample=False, max_new_tokens=settings.max_new_tokens, eos_token_id=list(stops),
-                              pad_token_id=pad, repetition_penalty=1.0)
+    model = torch_model(checkpoint_dir, settings.dtype)
     out: List[List[int]] = [None] * len(encoded)
     start = time.perf_counter()
-    for idx in _batches(len(encoded), settings.batch_size):
-        ids, mask = left_padded([encoded[i] for i in idx], pad)
-        with torch.no_grad():
-            gen = model.generate(input_ids=torch.tensor(ids, dtype=torch.long),
-                                 attention_mask=torch.tensor(mask, dtype=torch.long), generation_config=config)
-        for row, i in enumerate(idx):
-            out[i] = trim(gen[row, ids.shape[1]:].tolist(), stops)
+    for idx in batches(len(encoded), settings.batch_size):
+        for i, tokens in zip(idx, torch_completions(model, [encoded[i] for i in idx], settings, stops, pad)):
+            out[i] = tokens
         if progress is not None:
             progress.update(len(idx))
     seconds = time.perf_counter() - start
@@ -165,6 +184,20 @@ def score(problems: Sequence[Problem], completions: Sequence[List[int]], tokeniz
                         "correct": same_number(predicted, p.gold), "prompt_tokens": int(n_prompt),
                         "completion_tokens": len(tokens)})
     return records
+
+
+def compare(records, ref_records, tokens, ref_tokens) -> dict:
+    """Adds the reference's completion, answer and correctness and ``tokens_identical`` to each record;
+    returns the answer agreement (%) and the number of identical completions."""
+    for rec, ref_rec, ours, theirs in zip(records, ref_records, tokens, ref_tokens):
+        rec["reference_completion"] = ref_rec["completion"]
+        rec["reference_extracted"] = ref_rec["extracted"]
+        rec["reference_correct"] = ref_rec["correct"]
+        rec["tokens_identical"] = list(ours) == list(theirs)
+    agree = sum(same_number(a["extracted"], b["extracted"]) or (a["extracted"] is None and b["extracted"] is None)
+                for a, b in zip(records, ref_records))
+    return {"answer_agreement": 100.0 * agree / max(1, len(records)),
+            "identical_completions": sum(r["tokens_identical"] for r in records)}
 
 
 def accuracy(records) -> float:
@@ -202,19 +235,9 @@ def evaluate(model, checkpoint_dir: str, tokenizer, problems: Sequence[Problem],
         ref = generate_reference(checkpoint_dir, encoded, settings, stops, pad, [p.id for p in problems],
                                  cache_dir, rerun_reference, progress)
         ref_records = score(problems, ref["tokens"], tokenizer, settings.protocol, [len(e) for e in encoded], stops)
-        for rec, ref_rec, ours, theirs in zip(records, ref_records, tokens, ref["tokens"]):
-            rec["reference_completion"] = ref_rec["completion"]
-            rec["reference_extracted"] = ref_rec["extracted"]
-            rec["reference_correct"] = ref_rec["correct"]
-            rec["tokens_identical"] = list(ours) == list(theirs)
-        report["reference"] = {
-            "accuracy": accuracy(ref_records), "correct": sum(r["correct"] for r in ref_records),
-            "seconds": ref["seconds"], "cached": ref["cached"], "cache_file": ref["cache_file"],
-            "answer_agreement": 100.0 * sum(same_number(a["extracted"], b["extracted"]) or
-                                            (a["extracted"] is None and b["extracted"] is None)
-                                            for a, b in zip(records, ref_records)) / max(1, len(records)),
-            "identical_completions": sum(r["tokens_identical"] for r in records),
-        }
+        report["reference"] = {"accuracy": accuracy(ref_records), "correct": sum(r["correct"] for r in ref_records),
+                               "seconds": ref["seconds"], "cached": ref["cached"], "cache_file": ref["cache_file"],
+                               **compare(records, ref_records, tokens, ref["tokens"])}
     if progress is not None:
         progress.close()
     return report

@@ -51,7 +51,8 @@ SUITE = (
     _opt("--gsm8k-protocol", choices=("auto", "chat", "fewshot"), default="auto",
          help="prompting protocol (auto: chat when the tokenizer has a chat template, else 4-shot)"),
     _opt("--gsm8k-tolerance", type=float, default=2.0,
-         help="allowed accuracy gap to the PyTorch reference on a real checkpoint, in points"),
+         help="the parity margin on a real checkpoint, in accuracy points: the paired 95%% interval of the "
+              "difference to the PyTorch reference must lie within it (the GSM8K command's --margin)"),
     _opt("--gsm8k-rerun-reference", action="store_true", default=False,
          help="recompute the cached PyTorch reference completions"),
     _opt("--gsm8k-reference-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "qwen2_5_gsm8k"),
