@@ -18,6 +18,8 @@ COMMANDS = {
     "bench": ("bench.decode", "main", "greedy-decoding benchmark: JAX meshes against PyTorch generate"),
     "tt-descriptors": ("tenstorrent.descriptors", "main",
                        "make the Blackhole system descriptors and their manifest (Tenstorrent plugin's venv)"),
+    "tt-memory": ("tenstorrent.memory_command", "main",
+                  "device memory budget per chip, read from the compiled TTNN programs (Tenstorrent plugin)"),
     "rehearsal-worker": ("synthetic.rehearsal", "main",
                          "one side (torch or jax) of the full-scale rehearsal on a synthetic checkpoint"),
     "tt-compile-worker": ("tenstorrent.compile_worker", "main",

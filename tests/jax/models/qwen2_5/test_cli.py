@@ -16,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[4]
 GSM8K = "tests.jax.models.qwen2_5.gsm8k"
 BENCH = "tests.jax.models.qwen2_5.bench"
 SYNTHETIC = "tests.jax.models.qwen2_5.synthetic"
+MEMORY = "tests.jax.models.qwen2_5.tenstorrent.memory_command"
 CASES = [
     (GSM8K, ["--model-path", "/nonexistent"], "is not a directory"),
     (GSM8K, ["--mesh", "3x3"], "Supported 'model' axis sizes"),
@@ -41,6 +42,15 @@ CASES = [
     (SYNTHETIC, ["--preset", "qwen2.5-7b-instruct", "--layers", "0", "/tmp/x"], "--layers"),
     (SYNTHETIC, ["--preset", "qwen2.5-7b-instruct", "--tokenizer", "/nonexistent", "/tmp/x"], "--tokenizer"),
     (SYNTHETIC, ["--preset", "qwen2.5-7b-instruct"], "OUT"),
+    (MEMORY, ["--preset", "qwen2.5-70b", "--mesh", "1x8", "--target", "blackhole_8xp150"], "--preset"),
+    (MEMORY, ["--preset", "qwen2.5-7b-instruct", "--mesh", "1x8", "--target", "tpu"], "--target"),
+    (MEMORY, ["--preset", "qwen2.5-7b-instruct", "--mesh", "2x4", "--target", "blackhole_galaxy"], "does not fit"),
+    (MEMORY, ["--preset", "qwen2.5-7b-instruct", "--mesh", "1x8", "--target", "blackhole_8xp150", "--programs",
+              "training"], "--programs"),
+    (MEMORY, ["--preset", "qwen2.5-7b-instruct", "--mesh", "1x8", "--target", "blackhole_8xp150", "--cache-length",
+              "100"], "--cache-length"),
+    (MEMORY, ["--config", "/nonexistent/config.json", "--mesh", "1x8", "--target", "blackhole_8xp150"], "--config"),
+    (MEMORY, ["--preset", "qwen2.5-7b-instruct", "--mesh", "1x8"], "--target"),
 ]
 
 

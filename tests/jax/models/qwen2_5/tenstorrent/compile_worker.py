@@ -9,7 +9,9 @@ of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's who
     python -m tests.jax.models.qwen2_5.tenstorrent.compile_worker JOBS.json OUT_DIR
 
 JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
-[[program, dtype], ...], "audit": [program, dtype] or null}]}`` (see ``tt_jobs.py``). OUT_DIR/results.json gets, per job and program, ok,
+[[program, dtype] or [program, dtype, prompt, new_tokens], ...], "audit": [program, dtype] or null, "memory": bool,
+"batch": N, "config": config.json text or null}]}`` (see ``jobs.py``); with ``memory`` each program's row also
+holds its device memory (``ttnn_memory.read``) and const-eval cache entries, and its TTNN module is kept. OUT_DIR/results.json gets, per job and program, ok,
 seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
 module is written to OUT_DIR/<id>.ttnn.mlir, and with ``keep_ir`` every program's TTIR and TTNN
 modules to OUT_DIR/<id>.<program>.<dtype>.{ttir,ttnn}.mlir (both need ``TTXLA_LOGGER_LEVEL=DEBUG``,
@@ -90,26 +92,37 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     from ..model.partitioning import make_mesh
     from .programs import abstract_model, lower
     from ..synthetic.random_checkpoint import geometry_config
+    from .jobs import program_key
     from .ttnn_audit import argument_types, main_function
+    from . import ttnn_memory
 
     devices = jax.devices("tt")
     results = {"devices": len(devices), "device_kind": str(devices[0].device_kind) if devices else None,
                "jax": jax.__version__, "jobs": {}}
     for job in jobs:
         mesh = make_mesh(tuple(job["mesh"]), devices=devices)
-        config = geometry_config(job["geometry"])
+        if job.get("config"):
+            from ..model.config import Qwen2Config
+
+            config = Qwen2Config.from_dict(json.loads(job["config"]), source=job["geometry"])
+        else:
+            config = geometry_config(job["geometry"])
         if job.get("layers"):
             config = dataclasses.replace(config, num_hidden_layers=int(job["layers"]))
         audit = tuple(job["audit"]) if job.get("audit") else None
         rows = results["jobs"][job["id"]] = {}
-        for program, dtype in job["programs"]:
+        for entry in job["programs"]:
+            program, dtype, *shape = entry
+            key = program_key(entry)
             model = abstract_model(config, mesh, dtype)
-            log_path = os.path.join(out_dir, f"{job['id']}.{program}.{dtype}.log")
+            stem = key.replace("/", ".")
+            log_path = os.path.join(out_dir, f"{job['id']}.{stem}.log")
             start = time.time()
             row = {"program": program, "dtype": dtype}
+            sizes = dict(prompt=shape[0], new_tokens=shape[1]) if shape else {}
             try:
                 with captured_fds(log_path):
-                    lower(model, program).compile()
+                    lower(model, program, batch=job.get("batch", 8), **sizes).compile()
                 row.update(ok=True, seconds=round(time.time() - start, 2))
             except Exception as e:  # any compiler failure is a result, not a crash of the worker
                 with open(log_path, errors="replace") as f:
@@ -124,14 +137,16 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
                     with open(os.path.join(out_dir, f"{job['id']}.ttnn.mlir"), "w") as f:
                         f.write(ttnn)
                     row["ttnn_chars"] = len(ttnn)
-                if keep_ir:  # --serialize: every program's TTIR and TTNN modules
-                    for stage in ("ttir", "ttnn"):
-                        with open(os.path.join(out_dir, f"{job['id']}.{program}.{dtype}.{stage}.mlir"), "w") as f:
+                if job.get("memory"):  # the device memory the compiled program needs, per chip
+                    row["memory"] = ttnn_memory.read(ttnn)
+                    row["const_eval"] = ttnn_memory.const_eval_entries(ttnn)
+                if keep_ir or job.get("memory"):  # --serialize: every program's TTIR and TTNN modules
+                    for stage in ("ttir", "ttnn") if keep_ir else ("ttnn",):
+                        with open(os.path.join(out_dir, f"{job['id']}.{stem}.{stage}.mlir"), "w") as f:
                             f.write(last_module(log, stage))
             os.remove(log_path)
-            rows[f"{program}/{dtype}"] = row
-            print(f"{job['id']} {program}/{dtype}: {'ok' if row['ok'] else 'FAILED'} {row['seconds']:.2f}s",
-                  flush=True)
+            rows[key] = row
+            print(f"{job['id']} {key}: {'ok' if row['ok'] else 'FAILED'} {row['seconds']:.2f}s", flush=True)
     return results
 
 

@@ -31,18 +31,29 @@ class Job:
 
     geometry: str
     mesh: Tuple[int, int]
-    programs: Tuple[Tuple[str, str], ...] = PROGRAMS
+    programs: Tuple[Tuple, ...] = PROGRAMS  # (program, dtype) or (program, dtype, prompt, new_tokens)
     audit: bool = False
     layers: Optional[int] = None
+    memory: bool = False  # read each program's device memory from its TTNN module (ttnn_memory.py)
+    batch: int = 8
+    config: Optional[str] = None  # a config.json's text, compiled instead of the geometry's config
 
     @property
     def id(self) -> str:
         layers = "" if self.layers is None else f"_{self.layers}layers"
-        return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}"
+        memory = "_memory" if self.memory else ""
+        return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{memory}"
 
     def spec(self) -> dict:
         return {"id": self.id, "geometry": self.geometry, "mesh": list(self.mesh), "layers": self.layers,
-                "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None}
+                "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None,
+                "memory": self.memory, "batch": self.batch, "config": self.config}
+
+
+def program_key(program) -> str:
+    """The results' key of a job's program: ``prefill/bfloat16``, or ``prefill/bfloat16/p512n3584`` when shaped."""
+    name, dtype, *shape = program
+    return f"{name}/{dtype}" + (f"/p{shape[0]}n{shape[1]}" if shape else "")
 
 
 def tt_python(option: Optional[str], rootdir: str) -> Tuple[Optional[str], str]:
