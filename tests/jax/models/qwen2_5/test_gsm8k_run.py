@@ -132,3 +132,27 @@ def test_a_journal_for_other_settings_or_another_checkpoint_is_refused(uninterru
     assert ckpt.returncode == 2 and "another checkpoint" in ckpt.stderr and "Traceback" not in ckpt.stderr, ckpt.stderr
     again = run(ARGS + ["--run-dir", str(run_dir)], gsm8k_path)
     assert again.returncode == 2 and "holds a journal already" in again.stderr, again.stderr
+
+
+def test_journal_drops_a_torn_last_line_and_names_a_difference(tmp_path):
+    path = str(tmp_path / journal.NAME)
+    header = {"settings": {"max_new_tokens": 12, "dtype": "float32"}, "problems": ["test-0", "test-1"]}
+    journal.start(path, header)
+    journal.append_batch(path, "reference", 0, ["test-0"], [[5, 6]], 0.1)
+    with open(path, "ab") as f:
+        f.write(b'{"kind":"batch","run":"reference","batch":1,"ids":["test-1"],"tok')
+    got, batches, torn = journal.read(path)
+    assert torn and [b["batch"] for b in batches] == [0] and got["settings"] == header["settings"]
+    assert journal.repair(path) and not journal.repair(path)
+    assert journal.read(path)[2] is False and open(path, "rb").read().endswith(b"\n")
+    assert journal.difference(got, header) is None
+    other = dict(header, settings={"max_new_tokens": 13, "dtype": "float32"})
+    assert journal.difference(got, other) == "settings.max_new_tokens: the journal has 12, this run 13"
+    assert journal.difference(got, dict(header, problems=["test-0"])) == "problems: the journal has 2 entries, this run 1"
+    with open(path, "r+b") as f:  # damage before the last line (the header's closing brace) is not a torn write
+        data = f.read()
+        f.seek(0)
+        f.truncate()
+        f.write(data.replace(b"}\n", b"\n", 1))
+    with pytest.raises(journal.JournalError, match="damaged"):
+        journal.read(path)

@@ -27,6 +27,7 @@ from .tenstorrent import filecheck, ttnn_audit
 from .testing.meshes import MESH_PARAMS
 from .testing import options
 from .testing.reports import report_dir_for, write_perf_report
+from .testing.tt_workers import add_jobs, worker_python
 from .synthetic.random_checkpoint import GEOMETRY_7B, geometry_config
 from .model.weights import hf_tensors
 from .tenstorrent.jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
@@ -90,20 +91,12 @@ pytestmark = [pytest.mark.tt_compile, pytest.mark.cpu]
 def tt_compile_results(request, tmp_path_factory):
     """target -> worker results for every case the session selected (all workers run once)."""
     config = request.config
-    python, how = tt_python(config.getoption("--tt-python"), str(config.rootpath))
-    if python is None:
-        pytest.skip(how)
-    dirs = search_dirs(config.getoption("--tt-system-descs"))
+    python, how, dirs = worker_python(config)
     plan = {}
     for item in request.session.items:
         case = getattr(item, "callspec", None) and item.callspec.params.get("tt_case")
-        if not isinstance(case, Case):
-            continue
-        descriptor = find_descriptor(_target(case.target), dirs)
-        if descriptor is None:
-            continue
-        jobs = plan.setdefault(case.target, (descriptor, []))[1]
-        jobs += [j for j in case.jobs() if j not in jobs]
+        if isinstance(case, Case):
+            add_jobs(plan, _target(case.target), dirs, case.jobs())
     base = str(tmp_path_factory.mktemp("tt_compile"))
     keep_ir = options.get(config, "--serialize") or options.get(config, "--dump-irs")
     return {"python": python, "found_by": how, "dirs": dirs,

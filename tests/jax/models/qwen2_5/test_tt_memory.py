@@ -29,6 +29,7 @@ from .tenstorrent.jobs import Job, run_all, tt_python
 from .tenstorrent.memory_command import CAPACITY_STANDINS
 from .tenstorrent.targets import TARGETS, find_descriptor, search_dirs
 from .testing.reports import write_perf_report
+from .testing.tt_workers import add_jobs, worker_python
 
 pytestmark = [pytest.mark.tt_compile, pytest.mark.cpu]
 
@@ -55,21 +56,12 @@ def _ids(cases):
 def budget_results(request, tmp_path_factory):
     """compiled target -> worker results of every budget compile (all workers run once)."""
     config = request.config
-    python, how = tt_python(config.getoption("--tt-python"), str(config.rootpath))
-    if python is None:
-        pytest.skip(how)
-    dirs = search_dirs(config.getoption("--tt-system-descs"))
+    python, _, dirs = worker_python(config)
     plan = {}
     for mesh, target in CASES + ONE_CHIP:
-        compiled = next(t for t in TARGETS if t.name == _compiled(target))
-        descriptor = find_descriptor(compiled, dirs)
-        if descriptor is None:
-            continue
-        jobs = plan.setdefault(compiled.name, (descriptor, []))[1]
-        jobs += [j for j in mb.jobs(GEOMETRY_7B, mesh) if j not in jobs]
-    compiled = next(t for t in TARGETS if t.name == FULL_CHECK[1])
-    if compiled.name in plan:
-        plan[compiled.name][1].append(Job(GEOMETRY_7B, FULL_CHECK[0], programs=(FULL_PROGRAM,), memory=True))
+        add_jobs(plan, next(t for t in TARGETS if t.name == _compiled(target)), dirs, mb.jobs(GEOMETRY_7B, mesh))
+    full = next(t for t in TARGETS if t.name == FULL_CHECK[1])
+    add_jobs(plan, full, dirs, [Job(GEOMETRY_7B, FULL_CHECK[0], programs=(FULL_PROGRAM,), memory=True)])
     base = str(tmp_path_factory.mktemp("tt_memory"))
     return {"dirs": dirs, "targets": run_all(python, plan, base, str(config.rootpath))}
 
