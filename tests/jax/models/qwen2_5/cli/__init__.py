@@ -5,6 +5,6 @@ that must be set before JAX starts its backend (``devices``).
 May import: ``model`` and the standard library (jax only inside functions, never at import).
 
 Public names: ``parser.Parser``, ``parser.positive_int``, ``parser.non_negative_int``,
-``parser.mesh_shape``, ``parser.die``; ``devices.resolve_platform``, ``devices.prepare_platform``,
-``devices.parse_mesh``, ``devices.tt_plugin_installed``.
+``parser.positive_float``, ``parser.mesh_shape``, ``parser.die``; ``devices.resolve_platform``,
+``devices.prepare_platform``, ``devices.parse_mesh``, ``devices.mesh_text``, ``devices.tt_plugin_installed``.
 """

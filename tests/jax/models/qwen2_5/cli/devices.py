@@ -63,6 +63,11 @@ def prepare_platform(platform: str, cpu_devices: int) -> None:
         pass  # older jax without the option, or a backend already started (meshes then report the shortfall)
 
 
+def mesh_text(shape) -> str:
+    """(2, 4) -> ``"2x4"``, the inverse of ``parse_mesh``."""
+    return "x".join(str(int(n)) for n in shape)
+
+
 def parse_mesh(text: str) -> tuple:
     """``"2x4"`` -> (2, 4): 2 devices on "batch", 4 on "model"."""
     a, _, b = text.strip().partition("x")

@@ -21,7 +21,8 @@ import os
 import sys
 import tempfile
 
-from ..cli.parser import Parser, die, mesh_shape, non_negative_int, positive_int
+from ..cli.devices import mesh_text
+from ..cli.parser import Parser, die, mesh_shape, non_negative_int, positive_float, positive_int
 from . import journal
 from .parity import DEFAULT_MARGIN
 
@@ -70,16 +71,6 @@ def mesh_list(text: str) -> list:
     if len(set(shapes)) != len(shapes):
         raise argparse.ArgumentTypeError(f"a mesh is listed twice in {text!r}")
     return shapes
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def parse_args(argv=None):
@@ -207,7 +198,7 @@ def main(argv=None) -> int:
         problems = select(load_split("test", args.gsm8k_path), args.samples)
     except (GSM8KUnavailable, GSM8KFormatError) as e:
         die(PROG, str(e))
-    mesh_name = f"{shape[0]}x{shape[1]}"
+    mesh_name = mesh_text(shape)
     tmp = None
     if args.model_path:
         path = args.model_path
@@ -257,7 +248,7 @@ def run_main(args) -> int:
         need = max(a * b for a, b in args.mesh_list)
         have = platform_devices(platform)
         if have < need:
-            worst = next(f"{a}x{b}" for a, b in args.mesh_list if a * b == need)
+            worst = next(mesh_text(m) for m in args.mesh_list if m[0] * m[1] == need)
             p.fail(f"--meshes {worst}: needs {need} devices; the {platform} platform has {have}")
     from ..model.config import Qwen2Config
     from . import run
@@ -312,12 +303,12 @@ def run_main(args) -> int:
             print("journal: a torn last line was dropped; that batch runs again", file=sys.stderr)
     else:
         journal.start(path_j, header)
-    run._write_json(os.path.join(args.run_dir, run.PLAN), {
+    run.write_json(os.path.join(args.run_dir, run.PLAN), {
         "checkpoint": os.path.abspath(path), "platform": platform, "protocol": dataclasses.asdict(protocol),
         "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "dtype": dtype,
         "max_cache_length": args.max_cache_length, "stop_ids": stops, "pad_id": pad,
         "problem_ids": [q.id for q in problems], "encoded": encoded})
-    runs = [run.REFERENCE] + [run.mesh_id(shape) for shape in args.mesh_list]
+    runs = [run.REFERENCE] + [mesh_text(shape) for shape in args.mesh_list]
     run.run_workers(args.run_dir, runs, len(list(batches(len(encoded), args.batch_size))), PROG)
     report = run.assemble(args.run_dir, runs, problems, tokenizer, protocol, encoded, args.margin)
     return run.finish(args.run_dir, report)

@@ -30,10 +30,6 @@ SUMMARY = "summary.md"
 RANDOM_CHECKPOINT = "random-checkpoint"  # the default checkpoint of a run without --model-path, kept for --resume
 
 
-def mesh_id(shape) -> str:
-    return f"{shape[0]}x{shape[1]}"
-
-
 def _sha256(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
@@ -48,7 +44,7 @@ def header_for(settings, problems, tokenizer_info: dict, fingerprint: list, stop
             "prompts_sha256": _sha256(encoded)}
 
 
-def _write_json(path: str, value) -> None:
+def write_json(path: str, value) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(value, f, indent=1)
@@ -225,7 +221,7 @@ def print_table(report: dict) -> None:
 
 
 def finish(run_dir: str, report: dict) -> int:
-    _write_json(os.path.join(run_dir, REPORT), report)
+    write_json(os.path.join(run_dir, REPORT), report)
     with open(os.path.join(run_dir, SUMMARY), "w") as f:
         f.write(markdown(report))
     print_table(report)

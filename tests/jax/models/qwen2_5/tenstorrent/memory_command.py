@@ -23,6 +23,7 @@ import pathlib
 import sys
 import tempfile
 
+from ..cli.devices import mesh_text
 from ..cli.parser import Parser, mesh_shape, positive_int
 
 PROG = "python -m tests.jax.models.qwen2_5 tt-memory"
@@ -82,12 +83,12 @@ def parse_args(argv=None):
         p.fail(f"argument --target: {args.target!r} is not one of {', '.join(list(names) + list(CAPACITY_STANDINS))}")
     args.compiled_target = names[compiled]
     if tuple(args.mesh) not in args.compiled_target.meshes():
-        p.fail(f"--mesh {args.mesh[0]}x{args.mesh[1]} does not fit {args.target} ({args.compiled_target.chips} chips: "
-               f"{', '.join(f'{a}x{b}' for a, b in args.compiled_target.meshes())})")
+        p.fail(f"--mesh {mesh_text(args.mesh)} does not fit {args.target} ({args.compiled_target.chips} chips: "
+               f"{', '.join(map(mesh_text, args.compiled_target.meshes()))})")
     try:
         TPLayout(args.model_config, args.mesh[1])
     except ValueError as e:
-        p.fail(f"--mesh {args.mesh[0]}x{args.mesh[1]}: {e}")
+        p.fail(f"--mesh {mesh_text(args.mesh)}: {e}")
     args.sets = [s.strip() for s in args.programs.split(",") if s.strip()]
     unknown = [s for s in args.sets if s not in PROGRAM_SETS]
     if unknown or not args.sets:
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
             os.makedirs(args.dump_ttnn, exist_ok=True)
             for path in glob.glob(os.path.join(got["out_dir"], "*.ttnn.mlir")):
                 shutil.copy(path, args.dump_ttnn)
-    print(f"{args.label} on {args.target} mesh {args.mesh[0]}x{args.mesh[1]}, batch {args.batch}, "
+    print(f"{args.label} on {args.target} mesh {mesh_text(args.mesh)}, batch {args.batch}, "
           f"{args.cache_length}-slot cache:")
     print(table(budgets))
     for name, b in budgets.items():
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
             print(f"{name}: does not fit: {b['message']}")
     if args.json:
         out = {"model": args.label, "target": args.target, "compiled_for": args.compiled_target.name,
-               "mesh": f"{args.mesh[0]}x{args.mesh[1]}", "batch": args.batch, "cache_length": args.cache_length,
+               "mesh": mesh_text(args.mesh), "batch": args.batch, "cache_length": args.cache_length,
                "programs": {k: v for b in budgets.values() for k, v in b["per_program"].items()},
                "sets": {name: {k: v for k, v in b.items() if k != "per_program"} for name, b in budgets.items()}}
         worst = max(out["sets"].values(), key=lambda b: b["peak_bytes"])

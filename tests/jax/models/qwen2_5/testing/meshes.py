@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ..cli.devices import mesh_text
 from ..model.partitioning import make_mesh
 
 _m = pytest.mark
@@ -19,7 +20,7 @@ MESH_PARAMS = [
 
 
 def mesh_name(mesh) -> str:
-    return "x".join(str(n) for n in mesh.devices.shape)
+    return mesh_text(mesh.devices.shape)
 
 
 def build_mesh(config, shape):
