@@ -285,11 +285,17 @@ def _step_program(model, batch_axis, cache_len: int):
     return jax.jit(lambda params, *args: fn(mark_weights(params), *args), donate_argnums=(1, 2))
 
 
-def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, cache_len) -> np.ndarray:
+def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, cache_len, programs=None) -> np.ndarray:
     """The greedy loop driven from the host: a prefill program, then one decode-step program per
-    token with the cache donated between steps. For backends without ``while`` support."""
-    prefill = _program(model, ("prefill", batch_axis, cache_len), lambda: _prefill_program(model, batch_axis, cache_len))
-    step = _program(model, ("step", batch_axis, cache_len), lambda: _step_program(model, batch_axis, cache_len))
+    token with the cache donated between steps. For backends without ``while`` support.
+    ``programs``: (prefill, step) callables standing in for the jitted ones (a compiled program run
+    elsewhere, such as the TTNN executor's), called with the same arguments."""
+    if programs is not None:
+        prefill, step = programs
+    else:
+        prefill = _program(model, ("prefill", batch_axis, cache_len),
+                           lambda: _prefill_program(model, batch_axis, cache_len))
+        step = _program(model, ("step", batch_axis, cache_len), lambda: _step_program(model, batch_axis, cache_len))
     token, caches, key_mask, lengths = prefill(model.params, ids, mask)
     lengths = np.asarray(lengths)
     out = np.full((ids.shape[0], max_new_tokens), pad, np.int32)

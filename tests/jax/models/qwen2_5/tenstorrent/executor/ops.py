@@ -1,0 +1,482 @@
+"""Every TTNN op the suite's programs contain, on one virtual device, from the op's documented semantics.
+
+``LOCAL[name]`` is ``(impl, attributes)``: ``impl(op, inputs, ctx) -> [results]`` with inputs and results
+numpy arrays (``values.py``), and the attribute names it reads or may ignore. An attribute outside that
+set is an ``UnsupportedOp`` error, as is an op outside the tables (``collectives.py`` holds the ops that
+combine devices; ``executor.py`` the control ops: ``ttcore.load_cached``, ``ttcore.while_loop``,
+``ttnn.deallocate``, ``ttnn.get_device``). Attributes that only steer the kernels (program configs,
+compute configs, memory configs) are accepted and do not change values: kernel precision (math
+fidelity, accumulation width) is outside this model, every op computes in float32 and rounds its
+result to the type the module declares.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .values import dense, enum, int_list, is_float, number, round_to
+
+KERNEL_ONLY = ("compute_config", "matmul_program_config", "memory_config", "program_config", "dtype", "layout",
+               "output_dtype", "use_multicore", "sub_core_grids", "core_grid")
+_ACTIVATIONS = ("activations", "input_tensor_a_activations", "input_tensor_b_activations")
+
+
+class UnsupportedOp(Exception):
+    """An op, an attribute value or an input the executor does not implement (it never passes one through)."""
+
+
+def _f(x):
+    return np.asarray(x, np.float32) if x.dtype != np.float64 else x
+
+
+def _out(op, x, index=0):
+    t = op.result_types[index]
+    x = np.asarray(x)
+    if tuple(x.shape) != tuple(t.shape):
+        if x.size == int(np.prod(t.shape)) and x.ndim == 0:
+            x = x.reshape(t.shape)
+        else:
+            raise UnsupportedOp(f"result shape {x.shape} differs from the declared {t}")
+    return round_to(x, t.dtype)
+
+
+_FUSED = {"sin": np.sin, "cos": np.cos, "exp": np.exp, "relu": lambda x: np.maximum(x, 0),
+          "logical_not_unary": lambda x: (x == 0).astype(np.float32),
+          "silu": lambda x: x / (1 + np.exp(-x)), "neg": np.negative}
+
+
+def _fused(op, key):
+    """The unary ops an eltwise binary op applies to an input or to its result (``input_tensor_a_activations =
+    [#ttnn.unary_with_param<op_type = sin>]``), in order."""
+    text = op.attrs.get(key, "[]").strip()
+    names = re.findall(r"#ttnn\.unary_with_param<op_type = (\w+)(.*?)>", text)
+    if text != "[]" and not names:
+        raise UnsupportedOp(f"cannot read {key} = {text}")
+    out = []
+    for name, params in names:
+        if name not in _FUSED or params.strip():
+            raise UnsupportedOp(f"fused activation {name}{params} in {key} is not implemented")
+        out.append(_FUSED[name])
+    return out
+
+
+def _activate(fns, x):
+    for fn in fns:
+        x = fn(np.asarray(x, np.float32) if x.dtype.kind != "f" else x)
+    return x
+
+
+def _no_activations(op):
+    for key in _ACTIVATIONS:
+        if key in op.attrs and op.attrs[key].strip() != "[]":
+            raise UnsupportedOp(f"fused activations {key} = {op.attrs[key]} are not implemented")
+
+
+# --- element-wise -----------------------------------------------------------------------------------
+
+def _int_math(op, a, b, fn):
+    wide = fn(a.astype(np.int64), b.astype(np.int64))
+    return _out(op, wide)
+
+
+def _binary(fn, compare=False, logical=False):
+    def plain(op, a, b):
+        as_float = is_float(op.result_types[0].dtype)
+        if logical:
+            return _out(op, fn(a != 0, b != 0).astype(np.float32 if as_float else np.int32))
+        if compare:
+            return _out(op, fn(a, b).astype(np.float32 if as_float else np.int32))
+        if not as_float:
+            if a.dtype.kind == "f" or b.dtype.kind == "f":
+                raise UnsupportedOp("integer result from float operands")
+            return _int_math(op, a, b, fn)
+        return _out(op, fn(_f(a), _f(b)))
+
+    def impl(op, ins, ctx):
+        a, b = ins
+        pre_a, pre_b = _fused(op, "input_tensor_a_activations"), _fused(op, "input_tensor_b_activations")
+        post = _fused(op, "activations")
+        if (pre_a or pre_b or post) and not is_float(op.result_types[0].dtype):
+            raise UnsupportedOp("fused activations on an op with an integer result")
+        if pre_a:
+            a = _f(_activate(pre_a, a))
+        if pre_b:
+            b = _f(_activate(pre_b, b))
+        out = plain(op, a, b)
+        return [_out(op, _activate(post, out)) if post else out]
+    return impl
+
+
+def _int_divide(a, b):
+    if np.any(b == 0):
+        raise UnsupportedOp("integer division by zero")
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -q, q)  # truncation toward zero
+
+
+def _divide(op, ins, ctx):
+    _no_activations(op)
+    a, b = ins
+    if is_float(op.result_types[0].dtype):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return [_out(op, _f(a) / _f(b))]
+    return [_int_math(op, a, b, _int_divide)]
+
+
+def _remainder(op, ins, ctx):
+    # ttnn.remainder follows torch.remainder: the result takes the divisor's sign
+    _no_activations(op)
+    a, b = ins
+    if is_float(op.result_types[0].dtype):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return [_out(op, np.remainder(_f(a), _f(b)))]
+    if np.any(b == 0):
+        raise UnsupportedOp("integer remainder by zero")
+    return [_int_math(op, a, b, np.remainder)]
+
+
+def _unary(fn, ints=None):
+    def impl(op, ins, ctx):
+        (a,) = ins
+        if not is_float(op.result_types[0].dtype):
+            if ints is None:
+                raise UnsupportedOp(f"{op.kind} of an integer tensor is not implemented")
+            return [_out(op, ints(a.astype(np.int64)))]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return [_out(op, fn(_f(a)))]
+    return impl
+
+
+def _silu(x):
+    return x / (1 + np.exp(-x))
+
+
+def _where(op, ins, ctx):
+    c, a, b = ins
+    return [_out(op, np.where(c != 0, a, b))]
+
+
+def _clamp_scalar(op, ins, ctx):
+    (a,) = ins
+    lo, hi = number(op.attrs["min"]), number(op.attrs["max"])
+    if is_float(op.result_types[0].dtype):
+        return [_out(op, np.clip(_f(a), lo, hi))]
+    return [_out(op, np.clip(a.astype(np.int64), int(lo), int(hi)))]
+
+
+def _typecast(op, ins, ctx):
+    (a,) = ins
+    target = op.result_types[0].dtype
+    if is_float(target):
+        return [_out(op, a.astype(np.float64))]
+    if a.dtype.kind == "f":
+        if np.any(~np.isfinite(a)):
+            raise UnsupportedOp("typecast of a non-finite float to an integer type")
+        return [_out(op, np.trunc(a).astype(np.int64))]  # float -> int truncates toward zero
+    return [_out(op, a.astype(np.int64))]
+
+
+# --- creation -----------------------------------------------------------------------------------------
+
+def _full(op, ins, ctx):
+    shape = tuple(int_list(op.attrs["shape"]))
+    value = number(op.attrs["fill_value"])
+    return [_out(op, np.full(shape, value, np.float64 if is_float(op.result_types[0].dtype) else np.int64))]
+
+
+def _filled(value):
+    def impl(op, ins, ctx):
+        shape = tuple(int_list(op.attrs["shape"]))
+        return [_out(op, np.full(shape, value, np.float64 if is_float(op.result_types[0].dtype) else np.int64))]
+    return impl
+
+
+def _arange(op, ins, ctx):
+    start, end, step = (number(op.attrs[k]) for k in ("start", "end", "step"))
+    kind = np.float64 if is_float(op.result_types[0].dtype) else np.int64
+    return [_out(op, np.arange(start, end, step, dtype=kind))]
+
+
+def _constant(op, ins, ctx):
+    value, ttype = dense(op.attrs["value"])
+    if tuple(ttype.shape) != tuple(op.result_types[0].shape):
+        raise UnsupportedOp(f"constant of {ttype} declared as {op.result_types[0]}")
+    return [_out(op, value.astype(np.float64 if is_float(ttype.dtype) else np.int64))]
+
+
+# --- data movement --------------------------------------------------------------------------------------
+
+def _same(op, ins, ctx):
+    """Layout, memory and host/device moves: the values are unchanged (a dtype change is a typecast)."""
+    (a,) = ins[:1]
+    return [_out(op, a if a.dtype.kind != "f" or is_float(op.result_types[0].dtype) else np.trunc(a))]
+
+
+def _reshape(op, ins, ctx):
+    (a,) = ins
+    shape = tuple(int_list(op.attrs["shape"])) if op.attrs["shape"] != "[]" else ()
+    if shape != tuple(op.result_types[0].shape):
+        raise UnsupportedOp(f"reshape attribute {shape} differs from the result type {op.result_types[0]}")
+    return [_out(op, a.reshape(shape))]
+
+
+def _permute(op, ins, ctx):
+    (a,) = ins
+    return [_out(op, np.transpose(a, int_list(op.attrs["permutation"])))]
+
+
+def _slice_static(op, ins, ctx):
+    (a,) = ins
+    begins, ends, steps = (int_list(op.attrs[k]) for k in ("begins", "ends", "step"))
+    return [_out(op, a[tuple(slice(b, e, s) for b, e, s in zip(begins, ends, steps))])]
+
+
+def _slice_dynamic(op, ins, ctx):
+    a, begins, ends = ins
+    steps = int_list(op.attrs["step"]) if "step" in op.attrs else [1] * a.ndim
+    begins, ends = [int(v) for v in np.ravel(begins)], [int(v) for v in np.ravel(ends)]
+    for d, (b, e) in enumerate(zip(begins, ends)):
+        if not 0 <= b <= e <= a.shape[d]:
+            raise UnsupportedOp(f"dynamic slice [{b}, {e}) of dimension {d} (size {a.shape[d]}) is out of range")
+    return [_out(op, a[tuple(slice(b, e, s) for b, e, s in zip(begins, ends, steps))])]
+
+
+def _concat(op, ins, ctx):
+    return [_out(op, np.concatenate(ins, axis=int(number(op.attrs["dim"]))))]
+
+
+def _repeat(op, ins, ctx):
+    (a,) = ins
+    return [_out(op, np.tile(a, int_list(op.attrs["repeat_dims"])))]
+
+
+def _rows(op, ins, ctx, scatter: bool):
+    """``rows_gather``/``rows_scatter``: windows of rows (``column = false``: the second-to-last dimension;
+    ``column = true``: the last) picked by start indices, one index per window, clamped so that the window
+    fits (``fill_out_of_bounds = false``, as XLA's gather and dynamic_update_slice) or, out of bounds,
+    read as zeros (``true``). The indices' trailing dimension lists the windows; leading dimensions of
+    size 1 broadcast over the operand's leading dimensions."""
+    column = number(op.attrs["column"])
+    sizes, windows = int_list(op.attrs["sizes"]), int_list(op.attrs["windows"])
+    if len(sizes) != 1 or len(windows) != 1:
+        raise UnsupportedOp(f"{op.kind} over {len(sizes)} dimensions is not implemented")
+    size, window = sizes[0], windows[0]
+    if scatter:
+        operand, idx, updates = ins
+        reduce = enum(op.attrs.get("reduce", "#ttcore.reduce_type<invalid>"))
+        if reduce not in ("invalid",):
+            raise UnsupportedOp(f"rows_scatter with reduce {reduce} is not implemented")
+    else:
+        operand, idx = ins
+        if number(op.attrs.get("fill_out_of_bounds", "false")):
+            raise UnsupportedOp("rows_gather with fill_out_of_bounds = true is not implemented")
+    x = np.moveaxis(operand, -1, -2) if column else operand  # [..., size, width]
+    if x.shape[-2] != size:
+        raise UnsupportedOp(f"{op.kind}: sizes = {size} but the operand's dimension holds {x.shape[-2]}")
+    lead = x.shape[:-2]
+    starts = np.asarray(idx).astype(np.int64)
+    rows = x.reshape((-1,) + x.shape[-2:])  # [n, size, width]
+    flat_idx = starts.reshape(-1, starts.shape[-1])  # [n or 1, windows]
+    if flat_idx.shape[0] not in (1, rows.shape[0]):
+        raise UnsupportedOp(f"{op.kind}: indices {starts.shape} do not broadcast over {operand.shape}")
+    flat_idx = np.broadcast_to(flat_idx, (rows.shape[0], flat_idx.shape[1]))
+    starts_clamped = np.clip(flat_idx, 0, size - window)
+    if scatter:
+        upd = np.moveaxis(updates, -1, -2) if column else updates
+        upd = upd.reshape(rows.shape[0], -1, rows.shape[2]) if upd.size == rows.shape[0] * upd.shape[-2] * rows.shape[2] \
+            else None
+        if upd is None or upd.shape[1] != flat_idx.shape[1] * window:
+            raise UnsupportedOp(f"rows_scatter: updates {updates.shape} do not fit {flat_idx.shape[1]} windows "
+                                f"of {window} over {operand.shape}")
+        out = rows.copy()
+        for n in range(rows.shape[0]):
+            for w, start in enumerate(starts_clamped[n]):
+                out[n, start:start + window] = upd[n, w * window:(w + 1) * window]
+        out = out.reshape(x.shape)
+    else:
+        pieces = [rows[n, start:start + window] for n in range(rows.shape[0]) for start in starts_clamped[n]]
+        out = np.stack(pieces).reshape(lead + (flat_idx.shape[1] * window, rows.shape[2]))
+    return [_out(op, np.moveaxis(out, -1, -2) if column else out)]
+
+
+# --- reductions and normalizations ------------------------------------------------------------------------
+
+def _dims(op, ndim):
+    if "dim_arg" not in op.attrs:
+        return tuple(range(ndim))
+    return tuple(d % ndim for d in int_list(op.attrs["dim_arg"]))
+
+
+def _reduce(fn):
+    def impl(op, ins, ctx):
+        (a,) = ins
+        keep = bool(number(op.attrs.get("keep_dim", "false")))
+        src = _f(a) if is_float(op.result_types[0].dtype) or a.dtype.kind == "f" else a.astype(np.int64)
+        return [_out(op, fn(src, axis=_dims(op, a.ndim), keepdims=keep))]
+    return impl
+
+
+def _argmax(op, ins, ctx):
+    (a,) = ins
+    if "dim" not in op.attrs:
+        raise UnsupportedOp("argmax without dim is not implemented")
+    dim = int(number(op.attrs["dim"])) % a.ndim
+    keep = bool(number(op.attrs.get("keep_dim", "false")))
+    if a.dtype.kind == "f" and np.isnan(a).any():
+        raise UnsupportedOp("argmax over NaN")
+    return [_out(op, np.argmax(a, axis=dim, keepdims=keep).astype(np.int64))]  # ties: the first index
+
+
+def _cumsum(op, ins, ctx):
+    (a,) = ins
+    src = _f(a) if a.dtype.kind == "f" else a.astype(np.int64)
+    return [_out(op, np.cumsum(src, axis=int(number(op.attrs["dim"]))))]
+
+
+def _softmax(op, ins, ctx):
+    (a,) = ins
+    dim = int(number(op.attrs["dimension"]))
+    x = _f(a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(x - np.max(x, axis=dim, keepdims=True))
+        return [_out(op, e / np.sum(e, axis=dim, keepdims=True))]
+
+
+def _rms(x, weight, eps):
+    x = _f(x)
+    y = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps))
+    return y if weight is None else y * _f(weight)
+
+
+def _rms_norm(op, ins, ctx):
+    seg = int_list(op.attrs.get("operandSegmentSizes", "array<i32: 1, 1, 0>"))
+    it = iter(ins)
+    x = next(it)
+    weight = next(it) if seg[1] else None
+    bias = next(it) if len(seg) > 2 and seg[2] else None
+    y = _rms(x, weight, number(op.attrs["epsilon"]))
+    return [_out(op, y if bias is None else y + _f(bias))]
+
+
+def _rms_norm_residual(op, ins, ctx):
+    """(x, residual, weight) -> (rms_norm(x + residual) * weight, x + residual); the sum is rounded to its
+    declared type before the norm reads it."""
+    x, residual, weight = ins
+    total = _out(op, _f(x) + _f(residual), 1)
+    return [_out(op, _rms(total, weight, number(op.attrs["epsilon"])), 0), total]
+
+
+# --- matrix products --------------------------------------------------------------------------------------
+
+def _mm(op, a, b):
+    a, b = _f(a), _f(b)
+    if number(op.attrs.get("transpose_a", "false")):
+        a = np.swapaxes(a, -1, -2)
+    if number(op.attrs.get("transpose_b", "false")):
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b)
+
+
+def _matmul(op, ins, ctx):
+    if "activation" in op.attrs:
+        raise UnsupportedOp(f"matmul with a fused activation {op.attrs['activation']} is not implemented")
+    return [_out(op, _mm(op, *ins))]
+
+
+def _linear(op, ins, ctx):
+    if "activation" in op.attrs:
+        raise UnsupportedOp(f"linear with a fused activation {op.attrs['activation']} is not implemented")
+    y = _mm(op, ins[0], ins[1])
+    if len(ins) > 2:
+        y = y + _f(ins[2])
+    return [_out(op, y)]
+
+
+# --- the KV cache -----------------------------------------------------------------------------------------
+
+def _paged_update_cache(op, ins, ctx):
+    """cache [users, heads, seq, d] <- input [1, users, heads, d] at row ``update_index[u]`` of each user, in
+    place (the op has no result: ``ctx.update`` rebinds the cache operand)."""
+    if "page_table" in op.attrs or len(ins) > 3:
+        raise UnsupportedOp("paged_update_cache with a page table is not implemented")
+    if number(op.attrs.get("share_cache", "false")):
+        raise UnsupportedOp("paged_update_cache with share_cache = true is not implemented")
+    cache, new, index = ins
+    users, heads, seq, d = cache.shape
+    if new.shape != (1, users, heads, d):
+        raise UnsupportedOp(f"paged_update_cache input {new.shape} does not fit the cache {cache.shape}")
+    out = cache.copy()
+    for u, row in enumerate(np.ravel(index).astype(np.int64)):
+        if not 0 <= row < seq:
+            raise UnsupportedOp(f"paged_update_cache: user {u} writes row {row} outside [0, {seq})")
+        out[u, :, row, :] = new[0, u]
+    ctx.update(op.operands[0], round_to(out, op.operand_types[0].dtype))
+    return []
+
+
+def _binary_table():
+    common = ("activations", "input_tensor_a_activations", "input_tensor_b_activations") + KERNEL_ONLY
+    table = {
+        "add": _binary(np.add), "subtract": _binary(np.subtract), "multiply": _binary(np.multiply),
+        "maximum": _binary(np.maximum), "minimum": _binary(np.minimum), "pow_tensor": _binary(np.power),
+        "eq": _binary(np.equal, compare=True), "ne": _binary(np.not_equal, compare=True),
+        "gt": _binary(np.greater, compare=True), "ge": _binary(np.greater_equal, compare=True),
+        "lt": _binary(np.less, compare=True), "le": _binary(np.less_equal, compare=True),
+        "logical_and": _binary(np.logical_and, logical=True), "logical_or": _binary(np.logical_or, logical=True),
+        "logical_xor": _binary(np.logical_xor, logical=True),
+        "divide": _divide, "remainder": _remainder,
+    }
+    return {k: (v, common) for k, v in table.items()}
+
+
+_UNARY = {
+    "relu": _unary(lambda x: np.maximum(x, 0), ints=lambda x: np.maximum(x, 0)),
+    "silu": _unary(_silu), "cos": _unary(np.cos), "sin": _unary(np.sin), "exp": _unary(np.exp),
+    "log": _unary(np.log), "sqrt": _unary(np.sqrt), "rsqrt": _unary(lambda x: 1 / np.sqrt(x)),
+    "reciprocal": _unary(lambda x: 1 / x), "tanh": _unary(np.tanh), "sigmoid": _unary(lambda x: 1 / (1 + np.exp(-x))),
+    "neg": _unary(np.negative, ints=np.negative), "abs": _unary(np.abs, ints=np.abs),
+    "floor": _unary(np.floor), "ceil": _unary(np.ceil),
+    "logical_not": _unary(lambda x: (x == 0).astype(np.float32), ints=lambda x: (x == 0).astype(np.int64)),
+}
+
+LOCAL = {
+    **_binary_table(),
+    **{k: (v, KERNEL_ONLY) for k, v in _UNARY.items()},
+    "where": (_where, KERNEL_ONLY),
+    "clamp_scalar": (_clamp_scalar, ("min", "max") + KERNEL_ONLY),
+    "typecast": (_typecast, KERNEL_ONLY),
+    "full": (_full, ("shape", "fill_value") + KERNEL_ONLY),
+    "zeros": (_filled(0), ("shape",) + KERNEL_ONLY),
+    "ones": (_filled(1), ("shape",) + KERNEL_ONLY),
+    "arange": (_arange, ("start", "end", "step") + KERNEL_ONLY),
+    "constant": (_constant, ("value",) + KERNEL_ONLY),
+    "to_device": (_same, KERNEL_ONLY),
+    "from_device": (_same, KERNEL_ONLY),
+    "to_layout": (_same, KERNEL_ONLY),
+    "to_memory_config": (_same, KERNEL_ONLY),
+    "reshape": (_reshape, ("shape",) + KERNEL_ONLY),
+    "permute": (_permute, ("permutation", "pad_value") + KERNEL_ONLY),
+    "slice_static": (_slice_static, ("begins", "ends", "step") + KERNEL_ONLY),
+    "slice_dynamic": (_slice_dynamic, ("step",) + KERNEL_ONLY),
+    "concat": (_concat, ("dim",) + KERNEL_ONLY),
+    "repeat": (_repeat, ("repeat_dims",) + KERNEL_ONLY),
+    "rows_gather": (lambda op, ins, ctx: _rows(op, ins, ctx, False),
+                    ("column", "fill_out_of_bounds", "sizes", "windows") + KERNEL_ONLY),
+    "rows_scatter": (lambda op, ins, ctx: _rows(op, ins, ctx, True),
+                     ("column", "reduce", "sizes", "windows") + KERNEL_ONLY),
+    "sum": (_reduce(np.sum), ("dim_arg", "keep_dim") + KERNEL_ONLY),
+    "mean": (_reduce(np.mean), ("dim_arg", "keep_dim") + KERNEL_ONLY),
+    "max": (_reduce(np.max), ("dim_arg", "keep_dim") + KERNEL_ONLY),
+    "min": (_reduce(np.min), ("dim_arg", "keep_dim") + KERNEL_ONLY),
+    "prod": (_reduce(np.prod), ("dim_arg", "keep_dim") + KERNEL_ONLY),
+    "argmax": (_argmax, ("dim", "keep_dim", "use_multicore") + KERNEL_ONLY),
+    "cumsum": (_cumsum, ("dim",) + KERNEL_ONLY),
+    "softmax": (_softmax, ("dimension", "numericStable") + KERNEL_ONLY),
+    "rms_norm": (_rms_norm, ("epsilon", "operandSegmentSizes") + KERNEL_ONLY),
+    "rms_norm_residual": (_rms_norm_residual, ("epsilon",) + KERNEL_ONLY),
+    "matmul": (_matmul, ("transpose_a", "transpose_b") + KERNEL_ONLY),
+    "linear": (_linear, ("transpose_a", "transpose_b") + KERNEL_ONLY),
+    "paged_update_cache": (_paged_update_cache, ("share_cache",) + KERNEL_ONLY),
+}

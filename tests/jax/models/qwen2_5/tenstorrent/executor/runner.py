@@ -1,0 +1,122 @@
+"""A compiled TTNN module bound to the JAX program it was compiled from, called like that program.
+
+``bind(module_text, lowered)`` reads, from the same program lowered and compiled for the CPU on a mesh
+of the same shape, which flattened arguments the module takes (JAX drops unused ones), how each is
+sharded, and how each result is sharded. Calling the bound program with the program's own arguments
+(global arrays) hands every virtual device its shard (``ttcore.shard_status = presharded``) or the whole
+tensor (``unsharded``), checks each against the module's local shape, runs the executor, and assembles
+each result's global array from the devices' shards; replicas of one shard must agree bit for bit (two
+devices that hold the same part of a result and differ are a wrong lowering, reported as such).
+
+``generate`` runs greedy generation as ``generate(loop="host")`` does, with the compiled prefill and
+decode-step programs in place of the JAX ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import List
+
+import jax
+import numpy as np
+
+from .executor import ExecutionError, Executor
+from .module import parse
+
+
+@dataclasses.dataclass
+class BoundProgram:
+    name: str
+    executor: Executor
+    sha256: str
+    in_tree: object
+    kept: List[int]
+    in_shardings: list   # per kept argument
+    out_tree: object
+    out_shardings: list  # per flat result
+    out_avals: list
+    devices: list        # the CPU mesh's devices in mesh order: device d of the module is devices[d]
+
+    def __call__(self, *args):
+        leaves, tree = jax.tree.flatten((args, {}))
+        if tree != self.in_tree:
+            raise ExecutionError(f"{self.name}: arguments {tree} differ from the compiled program's {self.in_tree}")
+        main = self.executor.module.functions["main"]
+        if len(self.kept) != len(main.args):
+            raise ExecutionError(f"{self.name}: JAX keeps {len(self.kept)} arguments, @main takes {len(main.args)}")
+        inputs = []
+        for arg, index, sharding in zip(main.args, self.kept, self.in_shardings):
+            x = np.asarray(leaves[index])
+            if arg.shard_status == "unsharded":
+                inputs.append([x] * len(self.devices))
+                continue
+            where = sharding.devices_indices_map(x.shape)
+            inputs.append([x[where[dev]] for dev in self.devices])
+        outs = self.executor.run(inputs)
+        if len(outs) != len(self.out_avals):
+            raise ExecutionError(f"{self.name}: @main returns {len(outs)} results, the program {len(self.out_avals)}")
+        flat = [self._assemble(i, per, aval, sharding)
+                for i, (per, aval, sharding) in enumerate(zip(outs, self.out_avals, self.out_shardings))]
+        return jax.tree.unflatten(self.out_tree, flat)
+
+    def _assemble(self, i, per, aval, sharding):
+        out = np.zeros(aval.shape, _host_dtype(aval.dtype))
+        where = sharding.devices_indices_map(tuple(aval.shape))
+        seen = {}
+        for d, dev in enumerate(self.devices):
+            index = where[dev]
+            piece = per[d]
+            if piece.shape != out[index].shape:
+                raise ExecutionError(f"{self.name}: result {i} on device {d} is {piece.shape}, its shard "
+                                     f"{out[index].shape}")
+            key = repr(index)
+            if key in seen:
+                first_d, first = seen[key]
+                if not np.array_equal(first, piece, equal_nan=piece.dtype.kind == "f"):
+                    diff = float(np.nanmax(np.abs(first.astype(np.float64) - piece.astype(np.float64))))
+                    raise ExecutionError(f"{self.name}: result {i}: devices {first_d} and {d} hold the same shard "
+                                         f"and differ (max |diff| {diff:g}): the program's replicas disagree")
+                continue
+            seen[key] = (d, piece)
+            out[index] = piece.astype(out.dtype) if out.dtype != np.bool_ else piece != 0
+        return out
+
+
+def _host_dtype(dtype):
+    dtype = np.dtype(dtype)
+    return np.float32 if dtype.kind == "V" or dtype.name == "bfloat16" else dtype
+
+
+def bind(module_text: str, lowered, name: str = "program") -> BoundProgram:
+    """Bind a TTNN module to ``lowered`` (the ``jax.stages.Lowered`` of the program it was compiled from,
+    lowered here on CPU devices of the module's mesh shape)."""
+    module = parse(module_text)
+    args = lowered._lowering.compile_args
+    compiled = lowered.compile()
+    flat_in = jax.tree.leaves(compiled.input_shardings)
+    kept = sorted(args["kept_var_idx"])
+    in_shardings = [flat_in[i] for i in kept] if len(flat_in) != len(kept) else flat_in
+    out_shardings = jax.tree.leaves(compiled.output_shardings)
+    mesh = next(s.mesh for s in in_shardings if hasattr(s, "mesh"))
+    if tuple(mesh.devices.shape) != tuple(module.mesh_shape):
+        raise ExecutionError(f"{name}: the module's mesh is {module.mesh_shape}, the program's "
+                             f"{tuple(mesh.devices.shape)}")
+    return BoundProgram(name, Executor(module, name), hashlib.sha256(module_text.encode()).hexdigest(),
+                        lowered.in_tree, kept, in_shardings, lowered.out_tree, out_shardings,
+                        list(args["global_out_avals"]), list(mesh.devices.flat))
+
+
+def generate(model, prefill: BoundProgram, step: BoundProgram, input_ids, attention_mask=None,
+             max_new_tokens: int = 16, eos_token_id=None) -> np.ndarray:
+    """Greedy tokens [batch, max_new_tokens] through the compiled prefill and decode-step programs."""
+    from ...model import generation as gen
+    from ...model.partitioning import batch_axis_for
+
+    ids, mask, total = gen.prepare_prompts(model, input_ids, attention_mask, max_new_tokens)
+    eos = gen.eos_ids(model, eos_token_id)
+    pad = model.config.pad_token_id
+    if pad is None:
+        pad = eos[0] if eos else 0
+    return gen.generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis_for(model.mesh, ids.shape[0]),
+                                  total, programs=(prefill, step))
