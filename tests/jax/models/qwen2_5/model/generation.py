@@ -14,8 +14,8 @@ One jitted program per (batch size, prompt-length bucket, cache length):
 
 The cache length is the bucket plus ``max_new_tokens`` rounded up to a multiple of 32, so
 nearby lengths share programs. Greedy selection never gathers the vocabulary: each device
-takes the max and argmax of its vocabulary shard, then a ``pmax`` and a ``pmin`` over
-"model" pick the global winner (ties go to the lowest id, as ``argmax`` does).
+takes the max and argmax of its vocabulary shard, then the devices' (max, id) pairs are gathered
+over "model" and the first maximum wins (ties go to the lowest id, as ``argmax`` does).
 """
 
 from __future__ import annotations
@@ -56,15 +56,21 @@ def cache_length(bucket: int, max_new_tokens: int) -> int:
 # --- per-device pieces (run inside shard_map) ---------------------------------------------
 
 def greedy_token(logits: jax.Array, tp: int) -> jax.Array:
-    """logits [b, v] of this device's vocabulary shard -> global argmax ids [b] int32."""
+    """logits [b, v] of this device's vocabulary shard -> global argmax ids [b] int32.
+
+    Each device's best value and id are gathered over "model" ([b, tp], in vocabulary order) and every
+    device picks the first maximum (ties go to the lowest id, as ``argmax`` does). Gathers, not a
+    ``pmax``/``pmin`` pair: tt-mlir's runtime runs every ``ttnn.all_reduce`` as a sum, whatever its
+    reduce type (README: "Running the compiled program")."""
     if tp == 1:
         return jax.lax.argmax(logits, logits.ndim - 1, jnp.int32)
     rows = logits.shape[-1]
-    local_best = jnp.max(logits, axis=-1)
-    local_id = jax.lax.argmax(logits, logits.ndim - 1, jnp.int32) + jax.lax.axis_index(MODEL_AXIS) * rows
-    best = jax.lax.pmax(local_best, MODEL_AXIS)
-    candidate = jnp.where(local_best == best, local_id, np.int32(np.iinfo(np.int32).max))
-    return jax.lax.pmin(candidate, MODEL_AXIS)
+    local_best = jnp.max(logits, axis=-1, keepdims=True)  # [b, 1]
+    local_id = jax.lax.argmax(logits, logits.ndim - 1, jnp.int32)[:, None] + jax.lax.axis_index(MODEL_AXIS) * rows
+    best = jax.lax.all_gather(local_best, MODEL_AXIS, axis=1, tiled=True)  # [b, tp]
+    ids = jax.lax.all_gather(local_id, MODEL_AXIS, axis=1, tiled=True)  # [b, tp]
+    winner = jax.lax.argmax(best, 1, jnp.int32)  # [b]
+    return jnp.take_along_axis(ids, winner[:, None], axis=1)[:, 0]
 
 
 class _Steps:

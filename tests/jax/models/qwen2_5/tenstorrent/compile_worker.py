@@ -10,8 +10,9 @@ of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's who
 
 JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
 [[program, dtype] or [program, dtype, prompt, new_tokens], ...], "audit": [program, dtype] or null, "memory": bool,
-"batch": N, "config": config.json text or null}]}`` (see ``jobs.py``); with ``memory`` each program's row also
-holds its device memory (``ttnn_memory.read``) and const-eval cache entries, and its TTNN module is kept. OUT_DIR/results.json gets, per job and program, ok,
+"batch": N, "config": config.json text or null, "keep_ttnn": bool}]}`` (see ``jobs.py``); with ``memory`` each
+program's row also holds its device memory (``ttnn_memory.read``) and const-eval cache entries, and its TTNN
+module is kept; with ``keep_ttnn`` the TTNN module is kept (the executor runs it). OUT_DIR/results.json gets, per job and program, ok,
 seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
 module is written to OUT_DIR/<id>.ttnn.mlir, and with ``keep_ir`` every program's TTIR and TTNN
 modules to OUT_DIR/<id>.<program>.<dtype>.{ttir,ttnn}.mlir (both need ``TTXLA_LOGGER_LEVEL=DEBUG``,
@@ -140,7 +141,7 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
                 if job.get("memory"):  # the device memory the compiled program needs, per chip
                     row["memory"] = ttnn_memory.read(ttnn)
                     row["const_eval"] = ttnn_memory.const_eval_entries(ttnn)
-                if keep_ir or job.get("memory"):  # --serialize: every program's TTIR and TTNN modules
+                if keep_ir or job.get("memory") or job.get("keep_ttnn"):  # --serialize: TTIR and TTNN modules
                     for stage in ("ttir", "ttnn") if keep_ir else ("ttnn",):
                         with open(os.path.join(out_dir, f"{job['id']}.{stem}.{stage}.mlir"), "w") as f:
                             f.write(last_module(log, stage))

@@ -37,17 +37,20 @@ class Job:
     memory: bool = False  # read each program's device memory from its TTNN module (ttnn_memory.py)
     batch: int = 8
     config: Optional[str] = None  # a config.json's text, compiled instead of the geometry's config
+    keep_ttnn: bool = False  # write every program's TTNN module (<id>.<program>.<dtype>.ttnn.mlir): the executor runs it
 
     @property
     def id(self) -> str:
         layers = "" if self.layers is None else f"_{self.layers}layers"
         memory = "_memory" if self.memory else ""
-        return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{memory}"
+        keep = "_ttnn" if self.keep_ttnn else ""
+        return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{memory}{keep}"
 
     def spec(self) -> dict:
         return {"id": self.id, "geometry": self.geometry, "mesh": list(self.mesh), "layers": self.layers,
                 "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None,
-                "memory": self.memory, "batch": self.batch, "config": self.config}
+                "memory": self.memory, "batch": self.batch, "config": self.config,
+                "keep_ttnn": self.keep_ttnn}
 
 
 def program_key(program) -> str:

@@ -5,8 +5,9 @@ A module's mesh is ``R x C`` (``ttcore.meshes``); device ``d`` sits at row ``d /
 (their position in the group is the row), ``cluster_axis = 1`` those of one row (position: the column).
 Each op takes every device's input and returns every device's result:
 
-* ``all_reduce``: each member gets the reduction (sum, max, min) of its group's inputs, computed in
-  float32 (integers exactly) and rounded to the declared type;
+* ``all_reduce``: each member gets the sum of its group's inputs, computed in float32 (integers
+  exactly) and rounded to the declared type. A ``max`` or ``min`` reduce type is an error unless the
+  executor is asked to run it as written: tt-mlir's runtime calls ``ttnn::all_reduce``, which always sums;
 * ``all_gather``: each member gets its group's inputs concatenated along ``all_gather_dim`` in group order;
 * ``reduce_scatter``: the group's reduction split along ``scatter_dim``; member k keeps chunk k;
 * ``mesh_partition``: member k keeps chunk k of its own input along ``dim`` (no data moves);
@@ -49,7 +50,17 @@ def _reduced(op, xs):
     return _REDUCE[kind](stack, axis=0)
 
 
-def all_reduce(op, per_device, mesh):
+RUNTIME_SUMS = ("tt-mlir's runtime runs ttnn.all_reduce as a sum whatever its reduce_type "
+                "(runtime/lib/ttnn/operations/ccl/all_reduce.cpp calls ttnn::all_reduce, which takes no reduce "
+                "type): on a chip this op computes a sum")
+
+
+def all_reduce(op, per_device, mesh, as_written: bool = False):
+    """``as_written``: honour a max/min ``reduce_type`` (the dialect's meaning); by default such an op is an
+    error, as the runtime would sum."""
+    kind = enum(op.attrs["reduce_type"])
+    if kind != "sum" and not as_written:
+        raise UnsupportedOp(f"reduce_type {kind}: {RUNTIME_SUMS}")
     out = [None] * len(per_device)
     for group in groups(mesh, _axis(op)):
         total = _out(op, _reduced(op, [per_device[d][0] for d in group]))

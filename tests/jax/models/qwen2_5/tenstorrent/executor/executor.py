@@ -7,10 +7,11 @@ inputs at once (``collectives.COLLECTIVE``). The control ops:
 * ``ttcore.load_cached(@f, [args])``: a const-eval function, run on its first call and cached, keyed by
   the function and the identity of its input arrays (the runtime's const-eval cache: the same weights
   give the same device copies for every later call of the program);
-* ``ttcore.while_loop``: the first ``state_count`` operands are the loop state, the rest are passed to
-  every call unchanged; the body returns the new state; ``condition_program`` (a scalar, non-zero to go
-  on) is asked before each iteration, or the counted form runs ``range(initial, limit, step)`` times;
-  the op's results are the state entries ``output_indices`` names;
+* ``ttcore.while_loop`` (tt-xla's control-flow runtime): the first ``state_count`` operands are the loop
+  state, the rest are passed to every call unchanged; the body returns the state entries
+  ``output_indices`` names, in that order; ``condition_program`` (a scalar, non-zero to go on) is asked
+  before each iteration, or the counted form runs ``range(initial, limit, step)`` times (the counter
+  is an ordinary state entry); the op's results are the final ``output_indices`` entries;
 * ``ttnn.deallocate`` frees the value (a later use is an error); ``ttnn.get_device`` is the mesh handle.
 
 An op, an attribute or an input value the executor does not implement is an ``ExecutionError`` naming
@@ -63,13 +64,15 @@ class Executor:
     """``Executor(module_text or Module, program="decode_step").run(inputs)``: ``inputs`` holds, for each
     ``@main`` argument, one array per device; returns each result's per-device arrays."""
 
-    def __init__(self, module, program: str = "module"):
+    def __init__(self, module, program: str = "module", all_reduce_as_written: bool = False):
         self.module: Module = parse(module) if isinstance(module, str) else module
         self.program = program
+        self.all_reduce_as_written = all_reduce_as_written  # collectives.all_reduce: max/min as the dialect says
         self.devices = self.module.devices
         self.counts: collections.Counter = collections.Counter()
         self.seconds = 0.0
         self._cache: Dict[tuple, tuple] = {}
+        self._parameters: Dict[int, tuple] = {}  # id(caller's array) -> (it, converted): stable const-eval keys
         self._check_ops()
 
     def _check_ops(self):
@@ -101,13 +104,23 @@ class Executor:
                 if tuple(x.shape) != tuple(arg.type.shape):
                     raise ExecutionError(f"{self.program}: {arg.name} on device {d} is {x.shape}, the module "
                                          f"declares {arg.type}")
-                values.append(round_to(x, arg.type.dtype))
+                values.append(self._convert(x, arg))
             args.append(values)
         start = time.perf_counter()
         try:
             return self._call(function, args)
         finally:
             self.seconds += time.perf_counter() - start
+
+    def _convert(self, x: np.ndarray, arg) -> np.ndarray:
+        """The argument in its declared type; a parameter converted once per array the caller passes, so
+        that the const-eval results cached for it are found again on the next call."""
+        if arg.argument_type != "parameter":
+            return round_to(x, arg.type.dtype)
+        got = self._parameters.get(id(x))
+        if got is None or got[0] is not x:
+            got = self._parameters[id(x)] = (x, round_to(x, arg.type.dtype))
+        return got[1]
 
     def _call(self, name: str, args: List[List[np.ndarray]]) -> List[List[np.ndarray]]:
         f = self.module.functions.get(name)
@@ -147,7 +160,8 @@ class Executor:
             outs = self._while(op, [env[o] for o in op.operands])
         elif op.kind in COLLECTIVE:
             per_device = [[x[d] for x in self._ins(op, env)] for d in range(self.devices)]
-            got = COLLECTIVE[op.kind][0](op, per_device, self.module.mesh_shape)
+            extra = {"as_written": self.all_reduce_as_written} if op.kind == "all_reduce" else {}
+            got = COLLECTIVE[op.kind][0](op, per_device, self.module.mesh_shape, **extra)
             outs = [[got[d][i] for d in range(self.devices)] for i in range(len(op.results))]
         else:
             impl = LOCAL[op.kind][0]
@@ -160,35 +174,48 @@ class Executor:
             env[name] = value
 
     def _while(self, op: Op, operands):
-        count = int(int_list(op.attrs["state_count"])[0])
-        state, rest = operands[:count], operands[count:]
-        body = op.attrs["body_program"].lstrip("@")
         known = {"body_program", "condition_program", "output_indices", "state_count", "initial", "limit", "step"}
         if set(op.attrs) - known:
             raise UnsupportedOp(f"while_loop attributes {sorted(set(op.attrs) - known)}")
+        count = int(int_list(op.attrs["state_count"])[0])
+        changed = int_list(op.attrs["output_indices"])
+        state = list(operands[:count])
+        body = op.attrs["body_program"].lstrip("@")
         if "condition_program" in op.attrs:
             cond = op.attrs["condition_program"].lstrip("@")
             for _ in range(MAX_WHILE_ITERATIONS):
-                (flag,) = self._call(cond, state + rest)
+                (flag,) = self._call(cond, state + list(operands[count:]))
                 flags = {bool(np.ravel(x)[0] != 0) for x in flag}
                 if len(flags) != 1:
                     raise UnsupportedOp("the devices disagree on the loop condition")
                 if not flags.pop():
                     break
-                state = self._next_state(body, state, rest, count)
+                self._iterate(body, state, operands[count:], changed)
             else:
                 raise UnsupportedOp(f"the loop ran {MAX_WHILE_ITERATIONS} iterations")
         else:
-            bounds = [int_list(op.attrs[k])[0] for k in ("initial", "limit", "step")]
-            for _ in range(*bounds):
-                state = self._next_state(body, state, rest, count)
-        return [state[i] for i in int_list(op.attrs["output_indices"])]
+            initial, limit, step = (self._bound(op.attrs[k], operands) for k in ("initial", "limit", "step"))
+            if step <= 0:
+                raise UnsupportedOp(f"counted loop with step {step}")
+            for _ in range(initial, limit, step):
+                self._iterate(body, state, operands[count:], changed)
+        return [state[i] for i in changed]
 
-    def _next_state(self, body, state, rest, count):
-        out = self._call(body, state + rest)
-        if len(out) != count:
-            raise UnsupportedOp(f"@{body} returns {len(out)} values for a state of {count}")
-        return out
+    @staticmethod
+    def _bound(text, operands) -> int:
+        """A ``#ttcore.loop_bound<N>`` constant (a bound read from an input is not implemented)."""
+        if "input_index" in text:
+            raise UnsupportedOp(f"loop bound {text} read from an input is not implemented")
+        return int_list(text)[0]
+
+    def _iterate(self, body, state, rest, changed):
+        """One body call: it gets the state and the loop's other operands and returns the state entries
+        ``output_indices`` names, in that order."""
+        out = self._call(body, state + list(rest))
+        if len(out) != len(changed):
+            raise UnsupportedOp(f"@{body} returns {len(out)} values for {len(changed)} output_indices")
+        for i, value in zip(changed, out):
+            state[i] = value
 
 
 def op_histogram(module) -> Dict[str, int]:

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from .values import dense, enum, int_list, is_float, number, round_to
+from .values import STORAGE, dense, enum, int_list, is_float, number, round_to
 
 KERNEL_ONLY = ("compute_config", "matmul_program_config", "memory_config", "program_config", "dtype", "layout",
                "output_dtype", "use_multicore", "sub_core_grids", "core_grid")
@@ -172,9 +172,11 @@ def _typecast(op, ins, ctx):
     if is_float(target):
         return [_out(op, a.astype(np.float64))]
     if a.dtype.kind == "f":
-        if np.any(~np.isfinite(a)):
-            raise UnsupportedOp("typecast of a non-finite float to an integer type")
-        return [_out(op, np.trunc(a).astype(np.int64))]  # float -> int truncates toward zero
+        if np.isnan(a).any():
+            raise UnsupportedOp("typecast of NaN to an integer type")
+        info = np.iinfo(np.dtype(STORAGE[target]))
+        # float -> int truncates toward zero and saturates (tt-metal's typecast kernel; negatives -> 0 for unsigned)
+        return [_out(op, np.clip(np.trunc(a.astype(np.float64)), info.min, info.max).astype(np.int64))]
     return [_out(op, a.astype(np.int64))]
 
 
@@ -253,11 +255,14 @@ def _repeat(op, ins, ctx):
 
 
 def _rows(op, ins, ctx, scatter: bool):
-    """``rows_gather``/``rows_scatter``: windows of rows (``column = false``: the second-to-last dimension;
-    ``column = true``: the last) picked by start indices, one index per window, clamped so that the window
-    fits (``fill_out_of_bounds = false``, as XLA's gather and dynamic_update_slice) or, out of bounds,
-    read as zeros (``true``). The indices' trailing dimension lists the windows; leading dimensions of
-    size 1 broadcast over the operand's leading dimensions."""
+    """``rows_gather``/``rows_scatter``: windows of ``windows`` rows (``column = false``: along the
+    second-to-last dimension, rows of the last; ``column = true``: along the last dimension, one row per
+    element of the others) starting at the indices' entries, one start per window (tt-metal's
+    ``indexed_rows`` kernels of the plugin's build). The gather clamps a start so that its window fits, as
+    StableHLO's gather does (``fill_out_of_bounds = false``); the scatter drops a window that does not fit,
+    as StableHLO's scatter does (note: ``dynamic_update_slice`` clamps instead). The indices' last
+    dimension lists the windows; their leading dimension is 1 (shared by every row group) or matches the
+    operand's. The scatter overwrites (``reduce = invalid``); the updates hold the windows in order."""
     column = number(op.attrs["column"])
     sizes, windows = int_list(op.attrs["sizes"]), int_list(op.attrs["windows"])
     if len(sizes) != 1 or len(windows) != 1:
@@ -266,39 +271,41 @@ def _rows(op, ins, ctx, scatter: bool):
     if scatter:
         operand, idx, updates = ins
         reduce = enum(op.attrs.get("reduce", "#ttcore.reduce_type<invalid>"))
-        if reduce not in ("invalid",):
+        if reduce != "invalid":
             raise UnsupportedOp(f"rows_scatter with reduce {reduce} is not implemented")
     else:
         operand, idx = ins
         if number(op.attrs.get("fill_out_of_bounds", "false")):
             raise UnsupportedOp("rows_gather with fill_out_of_bounds = true is not implemented")
-    x = np.moveaxis(operand, -1, -2) if column else operand  # [..., size, width]
-    if x.shape[-2] != size:
-        raise UnsupportedOp(f"{op.kind}: sizes = {size} but the operand's dimension holds {x.shape[-2]}")
-    lead = x.shape[:-2]
+    axis_len = operand.shape[-1] if column else operand.shape[-2]
+    if axis_len != size:
+        raise UnsupportedOp(f"{op.kind}: sizes = {size} but the operand's dimension holds {axis_len}")
+    if column and operand.ndim > 2 and int(np.prod(operand.shape[1:-1])) != 1:
+        raise UnsupportedOp(f"{op.kind} with column = true over a table of several rows {operand.shape}")
+    width = 1 if column else operand.shape[-1]
+    groups = operand.reshape(-1, size, width)  # [n, size, width]
+    n = groups.shape[0]
     starts = np.asarray(idx).astype(np.int64)
-    rows = x.reshape((-1,) + x.shape[-2:])  # [n, size, width]
-    flat_idx = starts.reshape(-1, starts.shape[-1])  # [n or 1, windows]
-    if flat_idx.shape[0] not in (1, rows.shape[0]):
-        raise UnsupportedOp(f"{op.kind}: indices {starts.shape} do not broadcast over {operand.shape}")
-    flat_idx = np.broadcast_to(flat_idx, (rows.shape[0], flat_idx.shape[1]))
-    starts_clamped = np.clip(flat_idx, 0, size - window)
+    starts = starts.reshape(-1, starts.shape[-1]) if starts.ndim else starts.reshape(1, 1)
+    if starts.shape[0] not in (1, n):
+        raise UnsupportedOp(f"{op.kind}: indices {np.shape(idx)} do not broadcast over {operand.shape}")
+    raw = np.broadcast_to(starts, (n, starts.shape[1]))
+    starts = np.clip(raw, 0, size - window)
+    span = starts.shape[1] * window
     if scatter:
-        upd = np.moveaxis(updates, -1, -2) if column else updates
-        upd = upd.reshape(rows.shape[0], -1, rows.shape[2]) if upd.size == rows.shape[0] * upd.shape[-2] * rows.shape[2] \
-            else None
-        if upd is None or upd.shape[1] != flat_idx.shape[1] * window:
-            raise UnsupportedOp(f"rows_scatter: updates {updates.shape} do not fit {flat_idx.shape[1]} windows "
-                                f"of {window} over {operand.shape}")
-        out = rows.copy()
-        for n in range(rows.shape[0]):
-            for w, start in enumerate(starts_clamped[n]):
-                out[n, start:start + window] = upd[n, w * window:(w + 1) * window]
-        out = out.reshape(x.shape)
-    else:
-        pieces = [rows[n, start:start + window] for n in range(rows.shape[0]) for start in starts_clamped[n]]
-        out = np.stack(pieces).reshape(lead + (flat_idx.shape[1] * window, rows.shape[2]))
-    return [_out(op, np.moveaxis(out, -1, -2) if column else out)]
+        if updates.size != n * span * width:
+            raise UnsupportedOp(f"rows_scatter: updates {updates.shape} do not fill {starts.shape[1]} windows of "
+                                f"{window} over {operand.shape}")
+        upd = updates.reshape(n, span, width)
+        out = groups.copy()
+        for g in range(n):
+            for w, start in enumerate(starts[g]):
+                if start != raw[g, w]:
+                    continue  # an out-of-bounds window is dropped (tt-metal's rows_scatter, as StableHLO's scatter)
+                out[g, start:start + window] = upd[g, w * window:(w + 1) * window]
+        return [_out(op, out.reshape(operand.shape))]
+    out = np.stack([np.concatenate([groups[g, start:start + window] for start in starts[g]]) for g in range(n)])
+    return [_out(op, out.reshape(op.result_types[0].shape))]
 
 
 # --- reductions and normalizations ------------------------------------------------------------------------
@@ -324,9 +331,8 @@ def _argmax(op, ins, ctx):
         raise UnsupportedOp("argmax without dim is not implemented")
     dim = int(number(op.attrs["dim"])) % a.ndim
     keep = bool(number(op.attrs.get("keep_dim", "false")))
-    if a.dtype.kind == "f" and np.isnan(a).any():
-        raise UnsupportedOp("argmax over NaN")
-    return [_out(op, np.argmax(a, axis=dim, keepdims=keep).astype(np.int64))]  # ties: the first index
+    # ties: the first index; a NaN beats every number, the first NaN wins (tt-metal's argmax kernel, numpy alike)
+    return [_out(op, np.argmax(a, axis=dim, keepdims=keep).astype(np.int64))]
 
 
 def _cumsum(op, ins, ctx):
@@ -409,6 +415,8 @@ def _paged_update_cache(op, ins, ctx):
         raise UnsupportedOp(f"paged_update_cache input {new.shape} does not fit the cache {cache.shape}")
     out = cache.copy()
     for u, row in enumerate(np.ravel(index).astype(np.int64)):
+        if row == -1:
+            continue  # the kernel skips a user whose index is -1
         if not 0 <= row < seq:
             raise UnsupportedOp(f"paged_update_cache: user {u} writes row {row} outside [0, {seq})")
         out[u, :, row, :] = new[0, u]

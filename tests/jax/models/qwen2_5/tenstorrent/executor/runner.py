@@ -37,6 +37,7 @@ class BoundProgram:
     out_shardings: list  # per flat result
     out_avals: list
     devices: list        # the CPU mesh's devices in mesh order: device d of the module is devices[d]
+    _shards: dict = dataclasses.field(default_factory=dict)
 
     def __call__(self, *args):
         leaves, tree = jax.tree.flatten((args, {}))
@@ -47,18 +48,26 @@ class BoundProgram:
             raise ExecutionError(f"{self.name}: JAX keeps {len(self.kept)} arguments, @main takes {len(main.args)}")
         inputs = []
         for arg, index, sharding in zip(main.args, self.kept, self.in_shardings):
-            x = np.asarray(leaves[index])
-            if arg.shard_status == "unsharded":
-                inputs.append([x] * len(self.devices))
-                continue
-            where = sharding.devices_indices_map(x.shape)
-            inputs.append([x[where[dev]] for dev in self.devices])
+            leaf = leaves[index]
+            if arg.argument_type == "parameter":  # the same shards for the same weights: cached const-evals hit
+                got = self._shards.get(id(leaf))
+                if got is None or got[0] is not leaf:
+                    got = self._shards[id(leaf)] = (leaf, self._split(arg, np.asarray(leaf), sharding))
+                inputs.append(got[1])
+            else:
+                inputs.append(self._split(arg, np.asarray(leaf), sharding))
         outs = self.executor.run(inputs)
         if len(outs) != len(self.out_avals):
             raise ExecutionError(f"{self.name}: @main returns {len(outs)} results, the program {len(self.out_avals)}")
         flat = [self._assemble(i, per, aval, sharding)
                 for i, (per, aval, sharding) in enumerate(zip(outs, self.out_avals, self.out_shardings))]
         return jax.tree.unflatten(self.out_tree, flat)
+
+    def _split(self, arg, x, sharding):
+        if arg.shard_status == "unsharded":
+            return [x] * len(self.devices)
+        where = sharding.devices_indices_map(x.shape)
+        return [x[where[dev]] for dev in self.devices]
 
     def _assemble(self, i, per, aval, sharding):
         out = np.zeros(aval.shape, _host_dtype(aval.dtype))
