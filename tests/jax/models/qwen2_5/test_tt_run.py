@@ -29,6 +29,8 @@ from .model.generation import generate, prepare_prompts
 from .synthetic import random_checkpoint as rc
 from .tenstorrent import programs
 from .tenstorrent.executor import runner
+from .tenstorrent.executor.module import parse
+from .tenstorrent.executor.op_cases import CASES, CONTROL_COVERED
 from .tenstorrent.jobs import Job, run_all
 from .tenstorrent.targets import TARGETS, find_descriptor
 from .testing.meshes import MESH_PARAMS, build_mesh
@@ -47,7 +49,10 @@ GEN_TOKENS = 16
 FORWARD = (("forward", "float32"), ("forward", "bfloat16"))
 GENERATION = (("prefill", "float32"), ("decode_step", "float32"), ("prefill", "bfloat16"),
               ("decode_step", "bfloat16"))
-GEOMETRY_PROGRAMS = {"gqa28x4": FORWARD + GENERATION, "tied6x2": FORWARD}
+# every program the suite compiles (tenstorrent/jobs.PROGRAMS) is kept for the op-coverage check
+GEOMETRY_PROGRAMS = {"gqa28x4": FORWARD + GENERATION + (("generate_loop", "bfloat16"), ("forced_decode", "bfloat16")),
+                     "tied6x2": FORWARD + GENERATION[2:] + (("generate_loop", "bfloat16"),
+                                                            ("forced_decode", "bfloat16"))}
 # a divergence is a near-tie when both tokens' PyTorch float32 logits are within this fraction of the
 # row's largest |logit| from its best (bfloat16 logits differ from float32 by about 3.4% of it here)
 TIE_REL = {"float32": 1e-4, "bfloat16": 0.04}
@@ -192,3 +197,27 @@ def test_compiled_generation_matches_cpu(mesh_shape, target, geometry, dtype, tt
           f"rows identical, divergences {found}, executor {seconds:.2f}s")
     wrong = [d for d in found if not d["near_tie"]]
     assert not wrong, f"the compiled programs' tokens diverge from the CPU run away from a near-tie: {wrong}"
+
+
+def test_every_op_kind_of_the_suite_has_an_op_test(tt_run_modules, record_property):
+    """The op kinds of every compiled program (both geometries, every program, every mesh and target here)
+    each have an op-level case (``test_ttnn_ops.py``, ``executor/op_cases.py``)."""
+    kinds, where = {}, {}
+    for target, got in tt_run_modules["targets"].items():
+        if "failed" in got:
+            pytest.fail(f"the compile worker for {target} failed: {got['failed']}")
+        for name in sorted(os.listdir(got["out_dir"])):
+            if not name.endswith(".ttnn.mlir"):
+                continue
+            with open(os.path.join(got["out_dir"], name)) as f:
+                module = parse(f.read())
+            for kind, count in module.op_kinds().items():
+                short = kind.split(".", 1)[1]
+                kinds[short] = kinds.get(short, 0) + count
+                where.setdefault(short, f"{target}/{name}")
+    assert len(where) > 30, f"too few op kinds found: {sorted(kinds)}"
+    covered = {k for case in CASES.values() for k in case.covers} | set(CONTROL_COVERED)
+    missing = sorted(set(kinds) - covered)
+    record_property("ttnn_op_kinds", json.dumps(sorted(kinds)))
+    print(f"\n{len(kinds)} TTNN op kinds in the suite's compiled programs: {', '.join(sorted(kinds))}")
+    assert not missing, "op kinds without an op-level test: " + ", ".join(f"{k} (in {where[k]})" for k in missing)

@@ -102,6 +102,9 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
                "jax": jax.__version__, "jobs": {}}
     for job in jobs:
         mesh = make_mesh(tuple(job["mesh"]), devices=devices)
+        if job.get("op_cases"):  # the executor's op-level cases (executor/op_cases.py)
+            results["jobs"][job["id"]] = compile_op_cases(job["op_cases"], mesh, out_dir)
+            continue
         if job.get("config"):
             from ..model.config import Qwen2Config
 
@@ -149,6 +152,37 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
             rows[key] = row
             print(f"{job['id']} {key}: {'ok' if row['ok'] else 'FAILED'} {row['seconds']:.2f}s", flush=True)
     return results
+
+
+def compile_op_cases(names, mesh, out_dir: str) -> dict:
+    """Compile each named op case for ``mesh``; its TTNN module goes to OUT_DIR/op_<name>.ttnn.mlir."""
+    import jax
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from .executor.op_cases import CASES
+
+    rows = {}
+    for name in names:
+        fn, args, specs = CASES[name].build(mesh)
+        abstract = [jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype, sharding=NamedSharding(mesh, s or P()))
+                    for a, s in zip(args, specs)]
+        log_path = os.path.join(out_dir, f"op_{name}.log")
+        start = time.time()
+        try:
+            with captured_fds(log_path):
+                jax.jit(fn).lower(*abstract).compile()
+            with open(log_path, errors="replace") as f:
+                module = last_module(f.read())
+            with open(os.path.join(out_dir, f"op_{name}.ttnn.mlir"), "w") as f:
+                f.write(module)
+            rows[name] = {"ok": bool(module.strip()), "seconds": round(time.time() - start, 2)}
+        except Exception as e:  # a compiler failure is a result
+            with open(log_path, errors="replace") as f:
+                rows[name] = {"ok": False, "seconds": round(time.time() - start, 2), "error": error_excerpt(f.read(), e)}
+        os.remove(log_path)
+        print(f"op case {name}: {'ok' if rows[name]['ok'] else 'FAILED'}", flush=True)
+    return rows
 
 
 def main(argv=None) -> int:

@@ -37,6 +37,7 @@ class Job:
     memory: bool = False  # read each program's device memory from its TTNN module (ttnn_memory.py)
     batch: int = 8
     config: Optional[str] = None  # a config.json's text, compiled instead of the geometry's config
+    op_cases: Tuple[str, ...] = ()  # names in executor/op_cases.py, compiled instead of the geometry's programs
     keep_ttnn: bool = False  # write every program's TTNN module (<id>.<program>.<dtype>.ttnn.mlir): the executor runs it
 
     @property
@@ -44,13 +45,15 @@ class Job:
         layers = "" if self.layers is None else f"_{self.layers}layers"
         memory = "_memory" if self.memory else ""
         keep = "_ttnn" if self.keep_ttnn else ""
+        if self.op_cases:
+            return f"op_cases_{self.mesh[0]}x{self.mesh[1]}"
         return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{memory}{keep}"
 
     def spec(self) -> dict:
         return {"id": self.id, "geometry": self.geometry, "mesh": list(self.mesh), "layers": self.layers,
                 "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None,
                 "memory": self.memory, "batch": self.batch, "config": self.config,
-                "keep_ttnn": self.keep_ttnn}
+                "keep_ttnn": self.keep_ttnn, "op_cases": list(self.op_cases)}
 
 
 def program_key(program) -> str:

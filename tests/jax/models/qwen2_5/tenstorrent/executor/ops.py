@@ -44,7 +44,9 @@ def _out(op, x, index=0):
 
 _FUSED = {"sin": np.sin, "cos": np.cos, "exp": np.exp, "relu": lambda x: np.maximum(x, 0),
           "logical_not_unary": lambda x: (x == 0).astype(np.float32),
-          "silu": lambda x: x / (1 + np.exp(-x)), "neg": np.negative}
+          "silu": lambda x: x / (1 + np.exp(-x)), "neg": np.negative, "rsqrt": lambda x: 1 / np.sqrt(x),
+          "sqrt": np.sqrt, "recip": lambda x: 1 / x, "abs": np.abs, "log": np.log, "tanh": np.tanh,
+          "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
 
 
 def _fused(op, key):
@@ -63,8 +65,9 @@ def _fused(op, key):
 
 
 def _activate(fns, x):
-    for fn in fns:
-        x = fn(np.asarray(x, np.float32) if x.dtype.kind != "f" else x)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for fn in fns:
+            x = fn(np.asarray(x, np.float32) if x.dtype.kind != "f" else x)
     return x
 
 
@@ -445,6 +448,7 @@ _UNARY = {
     "log": _unary(np.log), "sqrt": _unary(np.sqrt), "rsqrt": _unary(lambda x: 1 / np.sqrt(x)),
     "reciprocal": _unary(lambda x: 1 / x), "tanh": _unary(np.tanh), "sigmoid": _unary(lambda x: 1 / (1 + np.exp(-x))),
     "neg": _unary(np.negative, ints=np.negative), "abs": _unary(np.abs, ints=np.abs),
+    "sign": _unary(np.sign, ints=np.sign),
     "floor": _unary(np.floor), "ceil": _unary(np.ceil),
     "logical_not": _unary(lambda x: (x == 0).astype(np.float32), ints=lambda x: (x == 0).astype(np.int64)),
 }

@@ -1,0 +1,157 @@
+"""The TTNN executor op by op: each tiny JAX function of ``executor/op_cases.py`` compiled by tt-mlir, its
+TTNN module executed on the CPU and compared with the same function on XLA:CPU (exact for integer,
+boolean and data-movement results; a stated tolerance for float ones). ``test_tt_run.py`` checks that
+every op kind of the suite's compiled programs has a case here. The executor's own errors (an unknown
+op or attribute, a max all-reduce, the collectives' device groups) are checked on hand-written modules,
+without a plugin.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from .tenstorrent.executor import executor as ex
+from .tenstorrent.executor import runner
+from .tenstorrent.executor.collectives import groups
+from .tenstorrent.executor.module import parse
+from .tenstorrent.executor.op_cases import CASES
+from .tenstorrent.jobs import Job, run_all
+from .tenstorrent.targets import TARGETS, find_descriptor
+from .testing.meshes import build_mesh
+from .testing.tt_workers import add_jobs, worker_python
+
+CASE_TARGET = {(1, 1): "blackhole_p150", (2, 4): "blackhole_8xp150"}
+
+
+def _jobs():
+    by_mesh = {}
+    for name, case in CASES.items():
+        by_mesh.setdefault(case.mesh, []).append(name)
+    return {mesh: Job("ops", mesh, programs=(), op_cases=tuple(names)) for mesh, names in by_mesh.items()}
+
+
+@pytest.fixture(scope="session")
+def op_case_modules(request, tmp_path_factory):
+    config = request.config
+    python, _, dirs = worker_python(config)
+    plan = {}
+    for mesh, job in _jobs().items():
+        add_jobs(plan, next(t for t in TARGETS if t.name == CASE_TARGET[mesh]), dirs, [job])
+    base = str(tmp_path_factory.mktemp("tt_op_cases"))
+    return {"dirs": dirs, "targets": run_all(python, plan, base, str(config.rootpath))}
+
+
+def _case_module(results, name) -> str:
+    case = CASES[name]
+    target = next(t for t in TARGETS if t.name == CASE_TARGET[case.mesh])
+    if find_descriptor(target, results["dirs"]) is None:
+        pytest.skip(f"no system descriptor for {target.name} in {results['dirs']}")
+    got = results["targets"][target.name]
+    assert "failed" not in got, f"the compile worker for {target.name} failed: {got['failed']}"
+    row = got["jobs"][_jobs()[case.mesh].id][name]
+    assert row["ok"], f"op case {name} did not compile:\n{row.get('error')}"
+    with open(os.path.join(got["out_dir"], f"op_{name}.ttnn.mlir")) as f:
+        return f.read()
+
+
+@pytest.mark.tt_compile
+@pytest.mark.cpu
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_op_case_matches_xla(name, op_case_modules, request):
+    """The compiled case holds the ops it covers, and the executor's results equal XLA:CPU's."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    case = CASES[name]
+    text = _case_module(op_case_modules, name)
+    kinds = {op.kind for f in parse(text).functions.values() for op in f.ops}
+    missing = sorted(set(case.covers) - kinds)
+    assert not missing, f"op case {name}: tt-mlir's module has no {missing} (it has {sorted(kinds)})"
+    mesh = build_mesh(request.config, case.mesh)
+    fn, args, specs = case.build(mesh)
+    placed = [jax.device_put(a, NamedSharding(mesh, s or P())) for a, s in zip(args, specs)]
+    jitted = jax.jit(fn)
+    bound = runner.bind(text, jitted.lower(*placed), name)
+    got = jax.tree.leaves(bound(*placed))
+    want = [np.asarray(x) for x in jax.tree.leaves(jitted(*placed))]
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        w = w.astype(np.float32) if w.dtype.name == "bfloat16" else w
+        assert g.shape == w.shape, (name, i, g.shape, w.shape)
+        if case.tolerance is None or w.dtype.kind in "biu":
+            np.testing.assert_array_equal(g, w, err_msg=f"op case {name}, result {i}")
+        else:
+            scale = max(float(np.abs(w).max()), 1e-30)
+            err = float(np.abs(g.astype(np.float64) - w.astype(np.float64)).max()) / scale
+            assert err <= case.tolerance, f"op case {name}, result {i}: relative error {err:.2e} > {case.tolerance}"
+    print(f"\nop case {name}: {sorted(set(case.covers))} executed in {bound.executor.seconds:.3f}s")
+
+
+# --- the executor's own behaviour, on hand-written modules (no plugin) -------------------------------------
+
+HEADER = 'module @m attributes {ttcore.meshes = #ttcore.meshes<[<"mesh" = %s>]>} {\n'
+
+
+def _module(body: str, args: str, results: str, mesh: str = "1x1") -> str:
+    return (HEADER % mesh + f"  func.func public @main({args}) -> ({results}) {{\n{body}\n  }}\n}}\n")
+
+
+@pytest.mark.cpu
+def test_an_unknown_op_is_an_error_naming_op_line_and_program():
+    text = _module('    %0 = "ttnn.frobnicate"(%arg0) : (tensor<4xf32>) -> tensor<4xf32>\n    return %0 : tensor<4xf32>',
+                   "%arg0: tensor<4xf32>", "tensor<4xf32>")
+    with pytest.raises(ex.ExecutionError, match=r"decode_step: @main line 3: op ttnn.frobnicate is not implemented"):
+        ex.Executor(text, "decode_step")
+
+
+@pytest.mark.cpu
+def test_an_unknown_attribute_is_an_error():
+    text = _module('    %0 = "ttnn.relu"(%arg0) <{fast = true}> : (tensor<4xf32>) -> tensor<4xf32>\n'
+                   '    return %0 : tensor<4xf32>', "%arg0: tensor<4xf32>", "tensor<4xf32>")
+    with pytest.raises(ex.ExecutionError, match=r"ttnn.relu has attributes the executor does not know: \['fast'\]"):
+        ex.Executor(text, "p")
+
+
+@pytest.mark.cpu
+def test_results_are_rounded_to_their_declared_type():
+    text = _module('    %0 = "ttnn.add"(%arg0, %arg0) <{activations = []}> : (tensor<2xf32>, tensor<2xf32>) -> '
+                   'tensor<2xbf16>\n    return %0 : tensor<2xbf16>', "%arg0: tensor<2xf32>", "tensor<2xbf16>")
+    (out,) = ex.Executor(text).run([[np.array([1.00390625, 3.0], np.float32)]])
+    np.testing.assert_array_equal(out[0], [2.0, 6.0])  # 2.0078125 is not a bfloat16: rounds to 2.0
+
+
+@pytest.mark.cpu
+def test_a_max_all_reduce_is_refused_as_the_runtime_sums():
+    """tt-mlir's runtime calls ttnn::all_reduce, which always sums: a max all-reduce is an error by
+    default and runs as the dialect says when asked."""
+    text = _module('    %0 = "ttnn.all_reduce"(%arg0) <{cluster_axis = 1 : ui32, reduce_type = #ttcore.reduce_type<max>}> : '
+                   '(tensor<2xf32>) -> tensor<2xf32>\n    return %0 : tensor<2xf32>', "%arg0: tensor<2xf32>",
+                   "tensor<2xf32>", mesh="1x4")
+    inputs = [[np.array([d, -d], np.float32) for d in range(4)]]
+    with pytest.raises(ex.ExecutionError, match="runs ttnn.all_reduce as a sum"):
+        ex.Executor(text).run(inputs)
+    out = ex.Executor(text, all_reduce_as_written=True).run(inputs)[0]
+    assert [list(o) for o in out] == [[3.0, 0.0]] * 4
+
+
+@pytest.mark.cpu
+def test_collective_groups_follow_the_mesh_axes():
+    assert groups((2, 4), 1) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # cluster_axis 1: one row, in column order
+    assert groups((2, 4), 0) == [[0, 4], [1, 5], [2, 6], [3, 7]]  # cluster_axis 0: one column, in row order
+    text = _module('    %0 = "ttnn.all_gather"(%arg0) <{all_gather_dim = 0 : si32, cluster_axis = 0 : ui32}> : '
+                   '(tensor<1xf32>) -> tensor<2xf32>\n    return %0 : tensor<2xf32>', "%arg0: tensor<1xf32>",
+                   "tensor<2xf32>", mesh="2x4")
+    out = ex.Executor(text).run([[np.array([d], np.float32) for d in range(8)]])[0]
+    assert [list(o) for o in out] == [[0, 4], [1, 5], [2, 6], [3, 7]] * 2
+
+
+@pytest.mark.cpu
+def test_a_deallocated_value_cannot_be_read():
+    text = _module('    "ttnn.deallocate"(%arg0) <{force = false}> : (tensor<2xf32>) -> ()\n'
+                   '    %0 = "ttnn.relu"(%arg0) : (tensor<2xf32>) -> tensor<2xf32>\n    return %0 : tensor<2xf32>',
+                   "%arg0: tensor<2xf32>", "tensor<2xf32>")
+    with pytest.raises(ex.ExecutionError, match=r"line 4: ttnn.relu: value '%arg0' is not defined"):
+        ex.Executor(text).run([[np.zeros(2, np.float32)]])
