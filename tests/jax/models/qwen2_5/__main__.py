@@ -20,6 +20,8 @@ COMMANDS = {
                        "make the Blackhole system descriptors and their manifest (Tenstorrent plugin's venv)"),
     "tt-memory": ("tenstorrent.memory_command", "main",
                   "device memory budget per chip, read from the compiled TTNN programs (Tenstorrent plugin)"),
+    "tt-run": ("tenstorrent.run_command", "main",
+               "run the compiled TTNN programs on the CPU, chip by chip: logits or greedy tokens (Tenstorrent plugin)"),
     "rehearsal-worker": ("synthetic.rehearsal", "main",
                          "one side (torch or jax) of the full-scale rehearsal on a synthetic checkpoint"),
     "tt-compile-worker": ("tenstorrent.compile_worker", "main",

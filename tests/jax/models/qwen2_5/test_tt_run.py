@@ -221,3 +221,68 @@ def test_every_op_kind_of_the_suite_has_an_op_test(tt_run_modules, record_proper
     record_property("ttnn_op_kinds", json.dumps(sorted(kinds)))
     print(f"\n{len(kinds)} TTNN op kinds in the suite's compiled programs: {', '.join(sorted(kinds))}")
     assert not missing, "op kinds without an op-level test: " + ", ".join(f"{k} (in {where[k]})" for k in missing)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
+
+def _tt_run(args, timeout=600):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    return subprocess.run([sys.executable, "-m", "tests.jax.models.qwen2_5", "tt-run"] + args, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_tt_run_command_compiles_runs_and_replays(checkpoint_factory, tmp_path, request):
+    """``tt-run --program forward`` writes the full-vocabulary logits and the report; the module it dumped,
+    replayed with ``--ttnn-module``, gives the same logits."""
+    from .tenstorrent.jobs import tt_python
+
+    python, how = tt_python(request.config.getoption("--tt-python"), ROOT)
+    if python is None:
+        pytest.skip(how)
+    path, torch_model = checkpoint_factory("tied6x2")
+    ids, mask = left_padded_batch(torch_model.config.vocab_size, batch=2, seq=12)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask)
+    common = ["--model-path", path, "--mesh", "1x1", "--target", "blackhole_p150", "--program", "forward",
+              "--dtype", "float32", "--input-ids", str(tmp_path / "ids.npy"), "--attention-mask",
+              str(tmp_path / "mask.npy")]
+    first = _tt_run(common + ["--out", str(tmp_path / "a.npy"), "--json", str(tmp_path / "a.json"),
+                              "--dump-ttnn", str(tmp_path / "ttnn")])
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    logits = np.load(tmp_path / "a.npy")
+    assert logits.shape == (2, 12, torch_model.config.vocab_size) and logits.dtype == np.float32
+    report = logits_report(logits, rc.hf_logits(torch_model, ids, mask), mask == 1)
+    assert report["rel_diff"] <= F32_REL_TOL, report
+    meta = json.loads((tmp_path / "a.json").read_text())
+    assert meta["ops_executed"]["ttnn.matmul"] + meta["ops_executed"].get("ttnn.linear", 0) > 0
+    module = tmp_path / "ttnn" / "forward.float32.ttnn.mlir"
+    again = _tt_run(common + ["--out", str(tmp_path / "b.npy"), "--json", str(tmp_path / "b.json"),
+                              "--ttnn-module", str(module)])
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), logits)
+    assert json.loads((tmp_path / "b.json").read_text())["modules"]["forward"]["sha256"] == \
+        meta["modules"]["forward"]["sha256"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--program", "generate", "--ttnn-module", "x.mlir"], "--ttnn-module: only with --program forward"),
+    (["--program", "forward", "--mesh", "1x32"], "does not fit blackhole_8xp150"),
+    (["--program", "forward", "--target", "nowhere"], "'nowhere' is not one of"),
+])
+def test_tt_run_usage_errors_are_one_line(extra, message, checkpoint_factory, tmp_path):
+    path, _ = checkpoint_factory("tied6x2")
+    np.save(tmp_path / "ids.npy", np.ones((2, 5), np.int32))
+    args = ["--model-path", path, "--mesh", "2x4", "--target", "blackhole_8xp150", "--input-ids",
+            str(tmp_path / "ids.npy"), "--out", str(tmp_path / "o.npy")]
+    for i in range(0, len(extra), 2):  # later options override the defaults above
+        if extra[i] in args:
+            args[args.index(extra[i]) + 1] = extra[i + 1]
+        else:
+            args += extra[i:i + 2]
+    proc = _tt_run(args, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -1,0 +1,195 @@
+"""Run what tt-mlir compiles for a checkpoint on the CPU: the compiled TTNN programs, executed chip by chip.
+
+    python -m tests.jax.models.qwen2_5 tt-run --model-path DIR --mesh BxM --target NAME \
+        --program forward|generate --input-ids IDS.npy [--attention-mask MASK.npy] \
+        [--dtype float32|bfloat16] [--max-new-tokens N] --out OUT.npy [--json REPORT] \
+        [--dump-ttnn DIR] [--ttnn-module FILE]
+
+Compiles the program(s) for the target in compile-only mode, in the Tenstorrent plugin's interpreter
+(``.venv-tt``), runs them with the TTNN executor (``executor/``) on the checkpoint's weights, one
+virtual device per chip, and writes the full-vocabulary float32 logits [batch, seq, vocab]
+(``forward``) or the int32 tokens [batch, N] (``generate``: the compiled prefill and decode-step
+programs in the host loop of ``generate(loop="host")``, no early stop). The JSON report holds the
+ops executed by kind, seconds and each module's sha256. ``--ttnn-module FILE`` (with ``--program
+forward``) executes that module text instead of compiling: a module dumped elsewhere (an edited one,
+or one from a hardware run) is replayed. Prompts are left-padded to their bucket (``generate``'s).
+Exit status 0 on success, 1 when a compile or the executor fails, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+from ..cli.devices import mesh_text
+from ..cli.parser import Parser, die, mesh_shape, positive_int
+
+PROG = "python -m tests.jax.models.qwen2_5 tt-run"
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-path", required=True, help="a Hugging Face Qwen2-family checkpoint directory")
+    p.add_argument("--mesh", type=mesh_shape, required=True, help="BxM mesh, e.g. 2x4")
+    p.add_argument("--target", required=True, help="a compile target (tenstorrent/targets.py)")
+    p.add_argument("--program", required=True, choices=("forward", "generate"))
+    p.add_argument("--input-ids", required=True, help="int token ids [batch, seq] (.npy)")
+    p.add_argument("--attention-mask", default=None, help="1/0 mask [batch, seq] (.npy; default all ones)")
+    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    p.add_argument("--max-new-tokens", type=positive_int, default=16)
+    p.add_argument("--out", required=True, help="where the logits or tokens go (.npy)")
+    p.add_argument("--json", default=None, help="write the run's report here")
+    p.add_argument("--dump-ttnn", default=None, help="write the compiled TTNN modules into this directory")
+    p.add_argument("--ttnn-module", default=None, help="execute this TTNN module (forward only) instead of compiling")
+    p.add_argument("--tt-python", default=None, help="a Python with a Tenstorrent PJRT plugin (default: .venv-tt)")
+    return p
+
+
+def parse_args(argv=None):
+    """Every usage error before anything heavy loads: one line, exit status 2."""
+    import numpy as np
+
+    p = build_parser()
+    args = p.parse_args(argv)
+    from ..model.config import Qwen2Config
+    from ..model.layout import TPLayout
+    from .targets import TARGETS
+
+    config_path = os.path.join(args.model_path, "config.json")
+    try:
+        with open(config_path) as f:
+            args.config_text = f.read()
+        args.model_config = Qwen2Config.from_dict(json.loads(args.config_text), source=config_path)
+    except (OSError, ValueError) as e:
+        p.fail(f"argument --model-path: cannot read {config_path!r}: {e}")
+    names = {t.name: t for t in TARGETS}
+    if args.target not in names:
+        p.fail(f"argument --target: {args.target!r} is not one of {', '.join(names)}")
+    args.tt_target = names[args.target]
+    if tuple(args.mesh) not in args.tt_target.meshes():
+        p.fail(f"--mesh {mesh_text(args.mesh)} does not fit {args.target} ({args.tt_target.chips} chips: "
+               f"{', '.join(map(mesh_text, args.tt_target.meshes()))})")
+    try:
+        TPLayout(args.model_config, args.mesh[1])
+    except ValueError as e:
+        p.fail(f"--mesh {mesh_text(args.mesh)}: {e}")
+    try:
+        args.ids = np.load(args.input_ids)
+        args.mask = np.ones_like(args.ids) if args.attention_mask is None else np.load(args.attention_mask)
+    except (OSError, ValueError) as e:
+        p.fail(f"cannot read the inputs: {e}")
+    if args.ids.ndim != 2 or args.ids.dtype.kind not in "iu" or args.ids.size == 0:
+        p.fail(f"argument --input-ids: integer ids [batch, seq] expected, got {args.ids.dtype} {args.ids.shape}")
+    if args.mask.shape != args.ids.shape:
+        p.fail(f"argument --attention-mask: shape {args.mask.shape} differs from the ids' {args.ids.shape}")
+    if args.ttnn_module and args.program != "forward":
+        p.fail("argument --ttnn-module: only with --program forward")
+    if args.ttnn_module and not os.path.isfile(args.ttnn_module):
+        p.fail(f"argument --ttnn-module: {args.ttnn_module!r} does not exist")
+    for option, path in (("--out", args.out), ("--json", args.json)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            p.fail(f"argument {option}: directory {os.path.dirname(os.path.abspath(path))!r} does not exist")
+    return args
+
+
+def _compile(args, entries, bucket, new_tokens, root) -> dict:
+    """{program: TTNN module text} for ``entries`` ((program, dtype) pairs) at the prompt bucket."""
+    from .jobs import Job, program_key, run_all, tt_python
+    from .targets import find_descriptor, search_dirs
+
+    python, how = tt_python(args.tt_python, root)
+    if python is None:
+        build_parser().fail(how)
+    descriptor = find_descriptor(args.tt_target, search_dirs(None))
+    if descriptor is None:
+        build_parser().fail(f"--target {args.target}: no system descriptor; point QWEN2_5_TT_SYSTEM_DESCS at a "
+                            f"directory holding {args.tt_target.file_names[0]}")
+    programs = tuple((name, dtype, bucket, new_tokens) for name, dtype in entries)
+    job = Job(os.path.basename(os.path.abspath(args.model_path)) or "model", tuple(args.mesh), programs=programs,
+              batch=int(args.ids.shape[0]), config=args.config_text, keep_ttnn=True)
+    with tempfile.TemporaryDirectory(prefix="tt_run_") as tmp:
+        got = run_all(python, {args.target: (descriptor, [job])}, tmp, root)[args.target]
+        if "failed" in got:
+            die(PROG, f"the compile worker failed: {got['failed']}")
+        out = {}
+        for entry in programs:
+            key = program_key(entry)
+            row = got["jobs"][job.id][key]
+            if not row["ok"]:
+                die(PROG, f"{key} did not compile for {args.target}:\n{row.get('error')}")
+            with open(os.path.join(got["out_dir"], f"{job.id}.{key.replace('/', '.')}.ttnn.mlir")) as f:
+                out[entry[0]] = f.read()
+    if args.dump_ttnn:
+        os.makedirs(args.dump_ttnn, exist_ok=True)
+        for name, text in out.items():
+            with open(os.path.join(args.dump_ttnn, f"{name}.{args.dtype}.ttnn.mlir"), "w") as f:
+                f.write(text)
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from ..cli.devices import prepare_platform
+
+    prepare_platform("cpu", args.mesh[0] * args.mesh[1])
+    import numpy as np
+
+    from ..model import generation as gen
+    from ..model.causal_lm import load_model
+    from ..model.partitioning import make_mesh
+    from . import programs
+    from .executor import runner
+    from .executor.executor import ExecutionError
+
+    import jax
+
+    root = str(pathlib.Path(__file__).resolve().parents[5])  # where `tests.jax.models.qwen2_5` imports from
+    start = time.time()
+    mesh = make_mesh(tuple(args.mesh), devices=jax.devices("cpu"))
+    model = load_model(args.model_path, mesh, dtype=args.dtype)
+    ids, mask = args.ids.astype(np.int32), args.mask.astype(np.int32)
+    new_tokens = args.max_new_tokens if args.program == "generate" else gen.NEW_TOKENS_MULTIPLE
+    bucket = gen.prompt_bucket(ids.shape[1])
+    entries = [("forward", args.dtype)] if args.program == "forward" else [("prefill", args.dtype),
+                                                                          ("decode_step", args.dtype)]
+    texts = ({"forward": open(args.ttnn_module).read()} if args.ttnn_module
+             else _compile(args, entries, bucket, new_tokens, root))
+    compiled_s = time.time() - start
+    bound = {name: runner.bind(text, programs.lower(model, name, batch=ids.shape[0], prompt=bucket,
+                                                    new_tokens=new_tokens), name)
+             for name, text in texts.items()}
+    try:
+        if args.program == "forward":
+            pad = bucket - ids.shape[1]
+            padded_ids, padded_mask = np.pad(ids, ((0, 0), (pad, 0))), np.pad(mask, ((0, 0), (pad, 0)))
+            out = bound["forward"](model.params, padded_ids, padded_mask)[:, pad:].astype(np.float32)
+        else:
+            out = runner.generate(model, bound["prefill"], bound["decode_step"], ids, mask,
+                                  max_new_tokens=args.max_new_tokens, eos_token_id=()).astype(np.int32)
+    except ExecutionError as e:
+        die(PROG, str(e))
+    np.save(args.out, out)
+    counts = {}
+    for b in bound.values():
+        for name, n in b.executor.counts.items():
+            counts[name] = counts.get(name, 0) + n
+    report = {"program": args.program, "mesh": mesh_text(args.mesh), "target": args.target, "dtype": args.dtype,
+              "output_shape": list(out.shape), "ops_executed": dict(sorted(counts.items())),
+              "executor_seconds": round(sum(b.executor.seconds for b in bound.values()), 3),
+              "seconds": round(time.time() - start, 2), "compile_and_load_seconds": round(compiled_s, 2),
+              "modules": {name: {"sha256": b.sha256, "source": args.ttnn_module or "compiled"}
+                          for name, b in bound.items()}}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    print(f"{args.program} on {args.target} mesh {mesh_text(args.mesh)} ({args.dtype}): {args.out} {list(out.shape)}, "
+          f"{sum(counts.values())} ops executed in {report['executor_seconds']:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
