@@ -40,10 +40,9 @@ from .testing.tt_workers import add_jobs, worker_python
 
 pytestmark = [pytest.mark.tt_compile, pytest.mark.cpu]
 
-# (mesh, target): every mesh on a target of its size; the 8-chip meshes on both LLMBox-class targets
-RUN_TARGETS = (((1, 1), "blackhole_p150"), ((1, 8), "blackhole_8xp150"), ((1, 8), "wormhole_n300-llmbox"),
-               ((2, 4), "wormhole_n300-llmbox"), ((2, 4), "blackhole_8xp150"), ((1, 32), "blackhole_galaxy"),
-               ((8, 4), "blackhole_galaxy"))
+# (mesh, target): every mesh on a target of its size, the two 8-chip meshes on the two 8-chip targets
+RUN_TARGETS = (((1, 1), "blackhole_p150"), ((1, 8), "blackhole_8xp150"), ((2, 4), "wormhole_n300-llmbox"),
+               ((1, 32), "blackhole_galaxy"), ((8, 4), "blackhole_galaxy"))
 BATCH, PROMPT, NEW_TOKENS = 8, 32, 32  # the compiled shapes: prompts of the 32 bucket, a 64-position cache
 GEN_TOKENS = 16
 FORWARD = (("forward", "float32"), ("forward", "bfloat16"))
@@ -286,3 +285,57 @@ def test_tt_run_usage_errors_are_one_line(extra, message, checkpoint_factory, tm
     proc = _tt_run(args, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# Qwen2.5-7B's widths with one decoder layer: the full vocabulary, hidden size, MLP and 28/4 heads
+WIDTHS_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=1,
+                 num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False, config_style="v4",
+                 rms_norm_eps=1e-6, rope_theta=1_000_000.0)
+OPT_IN_7B = "QWEN2_5_TT_RUN_7B"
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("mesh_shape,target", [pytest.param((1, 8), "blackhole_8xp150", id="mesh_1x8-blackhole_8xp150"),
+                                               pytest.param((1, 32), "blackhole_galaxy",
+                                                            id="mesh_1x32-blackhole_galaxy")])
+def test_compiled_forward_at_7b_widths_matches_pytorch_bf16(mesh_shape, target, request, tmp_path):
+    """The compiled bfloat16 ``forward`` at the full Qwen2.5-7B widths (one decoder layer, vocabulary 152064),
+    executed chip by chip, against PyTorch in bfloat16: PCC at least ``BF16_MIN_PCC``. A 5.3 GB checkpoint
+    and about 16 GB of memory: opt-in."""
+    if not os.environ.get(OPT_IN_7B):
+        pytest.skip(f"the 7B-width executor run builds a 5.3 GB checkpoint and needs about 16 GB of memory: "
+                    f"set {OPT_IN_7B}=1 to run it")
+    import torch
+
+    python, _, dirs = worker_python(request.config)
+    t = next(t for t in TARGETS if t.name == target)
+    if find_descriptor(t, dirs) is None:
+        pytest.skip(f"no system descriptor for {target} in {dirs}")
+    path, torch_model = rc.build_checkpoint(str(tmp_path / "ckpt"), WIDTHS_7B, seed=7)
+    ids, mask = left_padded_batch(WIDTHS_7B["vocab_size"], batch=BATCH, seq=PROMPT)
+    torch_model = torch_model.to(torch.bfloat16)
+    ref = rc.hf_logits(torch_model, ids, mask)
+    del torch_model
+    with open(os.path.join(path, "config.json")) as f:
+        config = f.read()
+    job = Job("qwen2_5_7b_widths_1layer", mesh_shape, programs=(("forward", "bfloat16"),), batch=BATCH, config=config,
+              keep_ttnn=True)
+    got = run_all(python, {target: (find_descriptor(t, dirs), [job])}, str(tmp_path / "tt"),
+                  str(request.config.rootpath))[target]
+    assert "failed" not in got, got["failed"]
+    row = got["jobs"][job.id]["forward/bfloat16"]
+    assert row["ok"], row.get("error")
+    with open(os.path.join(got["out_dir"], f"{job.id}.forward.bfloat16.ttnn.mlir")) as f:
+        text = f.read()
+    model = load_model(path, build_mesh(request.config, mesh_shape), dtype="bfloat16")
+    bound = _bind(model, text, "forward")
+    out = bound(model.params, ids, mask)
+    report = logits_report(out, ref, mask == 1)
+    figures = {"mesh": "x".join(map(str, mesh_shape)), "tt_target": target, "dtype": "bfloat16",
+               "checkpoint": "qwen2.5-7b widths, 1 layer", "pcc": report["pcc"], "rel_diff": report["rel_diff"],
+               "top1_agreement": report["argmax_agreement"], "executor_seconds": round(bound.executor.seconds, 2),
+               "compile_seconds": row["seconds"]}
+    _report(request, "forward_7b_widths", figures)
+    print(f"\nexecuted forward at 7B widths {figures['mesh']} on {target}: pcc {report['pcc']:.5f}, rel "
+          f"{report['rel_diff']:.2e}, top-1 {report['argmax_agreement']:.3f}, executor {bound.executor.seconds:.1f}s")
+    assert report["pcc"] >= BF16_MIN_PCC, report

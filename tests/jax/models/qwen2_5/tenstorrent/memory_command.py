@@ -56,10 +56,9 @@ def parse_args(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     from ..model.config import Qwen2Config
-    from ..model.layout import TPLayout
     from ..synthetic import presets
     from .memory_budget import PROGRAM_SETS
-    from .targets import TARGETS
+    from .targets import parse_target
 
     if args.preset:
         if args.preset not in presets.PRESETS:
@@ -77,18 +76,9 @@ def parse_args(argv=None):
     except ValueError as e:
         p.fail(f"{'--preset' if args.preset else '--config'}: {e}")
     args.config_text = json.dumps(raw, sort_keys=True)
-    names = {t.name: t for t in TARGETS}
-    compiled = CAPACITY_STANDINS.get(args.target, (args.target, None))[0]
-    if compiled not in names:
-        p.fail(f"argument --target: {args.target!r} is not one of {', '.join(list(names) + list(CAPACITY_STANDINS))}")
-    args.compiled_target = names[compiled]
-    if tuple(args.mesh) not in args.compiled_target.meshes():
-        p.fail(f"--mesh {mesh_text(args.mesh)} does not fit {args.target} ({args.compiled_target.chips} chips: "
-               f"{', '.join(map(mesh_text, args.compiled_target.meshes()))})")
-    try:
-        TPLayout(args.model_config, args.mesh[1])
-    except ValueError as e:
-        p.fail(f"--mesh {mesh_text(args.mesh)}: {e}")
+    compiled = CAPACITY_STANDINS.get(args.target, (None, None))[0]
+    args.compiled_target = parse_target(p, args.target, args.mesh, args.model_config, compiled=compiled,
+                                        more=CAPACITY_STANDINS)
     args.sets = [s.strip() for s in args.programs.split(",") if s.strip()]
     unknown = [s for s in args.sets if s not in PROGRAM_SETS]
     if unknown or not args.sets:

@@ -56,8 +56,7 @@ def parse_args(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     from ..model.config import Qwen2Config
-    from ..model.layout import TPLayout
-    from .targets import TARGETS
+    from .targets import parse_target
 
     config_path = os.path.join(args.model_path, "config.json")
     try:
@@ -66,17 +65,7 @@ def parse_args(argv=None):
         args.model_config = Qwen2Config.from_dict(json.loads(args.config_text), source=config_path)
     except (OSError, ValueError) as e:
         p.fail(f"argument --model-path: cannot read {config_path!r}: {e}")
-    names = {t.name: t for t in TARGETS}
-    if args.target not in names:
-        p.fail(f"argument --target: {args.target!r} is not one of {', '.join(names)}")
-    args.tt_target = names[args.target]
-    if tuple(args.mesh) not in args.tt_target.meshes():
-        p.fail(f"--mesh {mesh_text(args.mesh)} does not fit {args.target} ({args.tt_target.chips} chips: "
-               f"{', '.join(map(mesh_text, args.tt_target.meshes()))})")
-    try:
-        TPLayout(args.model_config, args.mesh[1])
-    except ValueError as e:
-        p.fail(f"--mesh {mesh_text(args.mesh)}: {e}")
+    args.tt_target = parse_target(p, args.target, args.mesh, args.model_config)
     try:
         args.ids = np.load(args.input_ids)
         args.mask = np.ones_like(args.ids) if args.attention_mask is None else np.load(args.attention_mask)

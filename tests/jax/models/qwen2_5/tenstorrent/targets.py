@@ -105,3 +105,25 @@ def schema_hash(path: str) -> Optional[str]:
 def read_manifest() -> Dict:
     with open(MANIFEST) as f:
         return json.load(f)
+
+
+def parse_target(parser, name: str, mesh, model_config, compiled: Optional[str] = None, more=()) -> Target:
+    """The target a command's ``--target NAME --mesh BxM`` names, checked against the model: a usage error
+    (``parser.fail``, one line, exit status 2) for an unknown name, a mesh of another size, or a mesh the
+    model's heads cannot be split over. ``compiled``: the target compiled for when ``name`` is a stand-in
+    (one of ``more``)."""
+    from ..cli.devices import mesh_text
+    from ..model.layout import TPLayout
+
+    names = {t.name: t for t in TARGETS}
+    if (compiled or name) not in names:
+        parser.fail(f"argument --target: {name!r} is not one of {', '.join(list(names) + list(more))}")
+    target = names[compiled or name]
+    if tuple(mesh) not in target.meshes():
+        parser.fail(f"--mesh {mesh_text(mesh)} does not fit {name} ({target.chips} chips: "
+                    f"{', '.join(map(mesh_text, target.meshes()))})")
+    try:
+        TPLayout(model_config, mesh[1])
+    except ValueError as e:
+        parser.fail(f"--mesh {mesh_text(mesh)}: {e}")
+    return target

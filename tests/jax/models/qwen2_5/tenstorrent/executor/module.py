@@ -107,35 +107,8 @@ class Module:
         return out
 
 
-def split_top(text: str, sep: str = ",") -> List[str]:
-    """Split at ``sep`` outside brackets, quotes and ``->`` arrows."""
-    out, depth, start, quote, i = [], 0, 0, False, 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quote = False
-        elif c == '"':
-            quote = True
-        elif c in "<([{":
-            depth += 1
-        elif c in ">)]}" and not (c == ">" and i and text[i - 1] == "-"):
-            depth -= 1
-        elif c == sep and depth == 0:
-            out.append(text[start:i].strip())
-            start = i + 1
-        i += 1
-    tail = text[start:].strip()
-    if tail:
-        out.append(tail)
-    return out
-
-
-def _closing(text: str, start: int) -> int:
-    """Index of the bracket closing the one at ``start``."""
-    pairs = {"(": ")", "<": ">", "[": "]", "{": "}"}
+def _scan(text: str, start: int = 0):
+    """(index, character, bracket depth before it) outside quotes; ``>`` of an ``->`` arrow closes nothing."""
     depth, quote, i = 0, False, start
     while i < len(text):
         c = text[i]
@@ -146,13 +119,33 @@ def _closing(text: str, start: int) -> int:
                 quote = False
         elif c == '"':
             quote = True
-        elif c in pairs:
-            depth += 1
-        elif c in ")>]}" and not (c == ">" and text[i - 1] == "-"):
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            yield i, c, depth
+            if c in "<([{":
+                depth += 1
+            elif c in ">)]}" and not (c == ">" and i and text[i - 1] == "-"):
+                depth -= 1
         i += 1
+
+
+def split_top(text: str, sep: str = ",") -> List[str]:
+    """Split at ``sep`` outside brackets, quotes and ``->`` arrows."""
+    out, start = [], 0
+    for i, c, depth in _scan(text):
+        if c == sep and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the bracket closing the one at ``start``."""
+    for i, c, depth in _scan(text, start):
+        if c in ">)]}" and depth == 1 and not (c == ">" and text[i - 1] == "-"):
+            return i
     raise ModuleFormatError(f"unbalanced {text[start]!r} in {text[start:start + 120]!r}")
 
 
