@@ -155,3 +155,52 @@ def test_a_deallocated_value_cannot_be_read():
                    "%arg0: tensor<2xf32>", "tensor<2xf32>")
     with pytest.raises(ex.ExecutionError, match=r"line 4: ttnn.relu: value '%arg0' is not defined"):
         ex.Executor(text).run([[np.zeros(2, np.float32)]])
+
+
+@pytest.mark.cpu
+def test_reduce_scatter_and_mesh_shard_split_and_join_over_the_mesh():
+    """reduce_scatter: member k of a group keeps chunk k of the group's sum; mesh_shard full_to_shard splits
+    tensor dimension shard_dims[i] over mesh axis i, shard_to_full joins the shards back."""
+    text = _module('    %0 = "ttnn.reduce_scatter"(%arg0) <{cluster_axis = 1 : ui32, reduce_type = #ttcore.reduce_type<sum>, '
+                   'scatter_dim = 0 : si32}> : (tensor<4xf32>) -> tensor<2xf32>\n    return %0 : tensor<2xf32>',
+                   "%arg0: tensor<4xf32>", "tensor<2xf32>", mesh="2x2")
+    inputs = [[np.arange(4, dtype=np.float32) + 10 * d for d in range(4)]]
+    out = ex.Executor(text).run(inputs)[0]
+    # row 0 holds devices 0, 1: sum [10, 12, 14, 16]; row 1 devices 2, 3: [50, 52, 54, 56]
+    assert [list(o) for o in out] == [[10, 12], [14, 16], [50, 52], [54, 56]]
+    split = ('    %0 = "ttnn.mesh_shard"(%arg0) <{shard_dims = array<i64: 0, 1>, shard_direction = '
+             '#ttcore.shard_direction<full_to_shard>, shard_shape = array<i64: 2, 2>, shard_type = '
+             '#ttcore.shard_type<devices>}> : (tensor<4x6xf32>) -> tensor<2x3xf32>\n'
+             '    %1 = "ttnn.mesh_shard"(%0) <{shard_dims = array<i64: 0, 1>, shard_direction = '
+             '#ttcore.shard_direction<shard_to_full>, shard_shape = array<i64: 2, 2>, shard_type = '
+             '#ttcore.shard_type<devices>}> : (tensor<2x3xf32>) -> tensor<4x6xf32>\n'
+             '    return %0, %1 : tensor<2x3xf32>, tensor<4x6xf32>')
+    full = np.arange(24, dtype=np.float32).reshape(4, 6)
+    shards, joined = ex.Executor(_module(split, "%arg0: tensor<4x6xf32>", "tensor<2x3xf32>, tensor<4x6xf32>",
+                                         mesh="2x2")).run([[full] * 4])
+    np.testing.assert_array_equal(shards[1], full[:2, 3:])  # device 1: mesh row 0, column 1
+    np.testing.assert_array_equal(shards[2], full[2:, :3])  # device 2: mesh row 1, column 0
+    assert all(np.array_equal(j, full) for j in joined)
+
+
+@pytest.mark.cpu
+def test_a_while_loop_updates_the_state_entries_its_body_returns():
+    """ttcore.while_loop: the body gets the state and the loop's other operands and returns the entries
+    ``output_indices`` names; the condition is asked before each iteration."""
+    body = ('  func.func private @body(%arg0: tensor<si32>, %arg1: tensor<f32>, %arg2: tensor<f32>) -> '
+            '(tensor<si32>, tensor<f32>) {\n'
+            '    %0 = "ttnn.full"() <{fill_value = 1 : i32, shape = #ttnn.shape<>}> : () -> tensor<si32>\n'
+            '    %1 = "ttnn.add"(%arg0, %0) : (tensor<si32>, tensor<si32>) -> tensor<si32>\n'
+            '    %2 = "ttnn.multiply"(%arg1, %arg2) : (tensor<f32>, tensor<f32>) -> tensor<f32>\n'
+            '    return %1, %2 : tensor<si32>, tensor<f32>\n  }\n'
+            '  func.func private @cond(%arg0: tensor<si32>, %arg1: tensor<f32>, %arg2: tensor<f32>) -> tensor<bf16> {\n'
+            '    %0 = "ttnn.full"() <{fill_value = 3 : i32, shape = #ttnn.shape<>}> : () -> tensor<si32>\n'
+            '    %1 = "ttnn.lt"(%arg0, %0) : (tensor<si32>, tensor<si32>) -> tensor<bf16>\n'
+            '    return %1 : tensor<bf16>\n  }\n')
+    main = ('    %0:2 = "ttcore.while_loop"(%arg0, %arg1, %arg2) <{body_program = @body, condition_program = @cond, '
+            'output_indices = array<i32: 0, 1>, state_count = 2 : i32}> : (tensor<si32>, tensor<f32>, tensor<f32>) -> '
+            '(tensor<si32>, tensor<f32>)\n    return %0#0, %0#1 : tensor<si32>, tensor<f32>')
+    text = _module(main, "%arg0: tensor<si32>, %arg1: tensor<f32>, %arg2: tensor<f32>", "tensor<si32>, tensor<f32>")
+    text = text.replace("  func.func public @main", body + "  func.func public @main")
+    steps, value = ex.Executor(text).run([[np.int32(0)], [np.float32(1.5)], [np.float32(2.0)]])
+    assert int(steps[0]) == 3 and float(value[0]) == 12.0
