@@ -10,7 +10,7 @@ of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's who
 
 JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
 [[program, dtype] or [program, dtype, prompt, new_tokens], ...], "audit": [program, dtype] or null, "memory": bool,
-"batch": N, "config": config.json text or null, "keep_ttnn": bool}]}`` (see ``jobs.py``); with ``memory`` each
+"batch": N, "config": config.json text or null, "keep_ttnn": bool, "compiler_options": {key: value}}]}`` (see ``jobs.py``); with ``memory`` each
 program's row also holds its device memory (``ttnn_memory.read``) and const-eval cache entries, and its TTNN
 module is kept; with ``keep_ttnn`` the TTNN module is kept (the executor runs it). OUT_DIR/results.json gets, per job and program, ok,
 seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
@@ -124,9 +124,11 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
             start = time.time()
             row = {"program": program, "dtype": dtype}
             sizes = dict(prompt=shape[0], new_tokens=shape[1]) if shape else {}
+            options = dict(job.get("compiler_options") or {})
             try:
                 with captured_fds(log_path):
-                    lower(model, program, batch=job.get("batch", 8), **sizes).compile()
+                    lowered = lower(model, program, batch=job.get("batch", 8), **sizes)
+                    lowered.compile(compiler_options=options) if options else lowered.compile()
                 row.update(ok=True, seconds=round(time.time() - start, 2))
             except Exception as e:  # any compiler failure is a result, not a crash of the worker
                 with open(log_path, errors="replace") as f:

@@ -37,6 +37,7 @@ class Job:
     memory: bool = False  # read each program's device memory from its TTNN module (ttnn_memory.py)
     batch: int = 8
     config: Optional[str] = None  # a config.json's text, compiled instead of the geometry's config
+    compiler_options: Tuple[Tuple[str, str], ...] = ()  # (key, value) pairs for .compile(compiler_options=...)
     op_cases: Tuple[str, ...] = ()  # names in executor/op_cases.py, compiled instead of the geometry's programs
     keep_ttnn: bool = False  # write every program's TTNN module (<id>.<program>.<dtype>.ttnn.mlir): the executor runs it
 
@@ -47,13 +48,21 @@ class Job:
         keep = "_ttnn" if self.keep_ttnn else ""
         if self.op_cases:
             return f"op_cases_{self.mesh[0]}x{self.mesh[1]}"
-        return f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{memory}{keep}"
+        batch = "" if self.batch == 8 else f"_b{self.batch}"
+        return (f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{batch}{memory}{keep}"
+                f"{options_tag(self.compiler_options)}")
 
     def spec(self) -> dict:
         return {"id": self.id, "geometry": self.geometry, "mesh": list(self.mesh), "layers": self.layers,
                 "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None,
                 "memory": self.memory, "batch": self.batch, "config": self.config,
-                "keep_ttnn": self.keep_ttnn, "op_cases": list(self.op_cases)}
+                "keep_ttnn": self.keep_ttnn, "op_cases": list(self.op_cases),
+                "compiler_options": dict(self.compiler_options)}
+
+
+def options_tag(options) -> str:
+    """``_optimization_level1_experimental_weight_dtypebfp_bf8`` for a job id ('' without options)."""
+    return "".join(f"_{k}{v}" for k, v in sorted(dict(options).items()))
 
 
 def program_key(program) -> str:

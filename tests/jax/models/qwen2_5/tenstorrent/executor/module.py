@@ -21,7 +21,7 @@ __all__ = ["ModuleFormatError", "TensorType", "Op", "Function", "Module", "parse
 
 _FUNC = re.compile(r"^\s*func\.func (?:public |private )?@(\w+)\((.*)$")
 _MESHES = re.compile(r'ttcore\.meshes = #ttcore\.meshes<\[<"\w+" = ((?:\d+x)*\d+)>\]>')
-_TENSOR = re.compile(r"^tensor<((?:\d+x)*)([a-z]\w*)(?:, #(\w+))?>$")
+_TENSOR = re.compile(r"^tensor<((?:\d+x)*)([a-z]\w*|!ttcore\.tile<32x32, (\w+)>)(?:, #(\w+))?>$")
 _RESULTS = re.compile(r"^\s*((?:%[\w]+(?::\d+)?)(?:\s*,\s*%[\w]+)*)\s*=\s*(.*)$")
 _LOC = re.compile(r"\s*loc\((?:[^()\"]|\"[^\"]*\"|\((?:[^()\"]|\"[^\"]*\"|\([^()]*\))*\))*\)\s*$")
 _NAME = re.compile(r"%[\w]+(?:#\d+)?")
@@ -168,7 +168,9 @@ def parse_type(text: str) -> Optional[TensorType]:
     got = _TENSOR.match(text)
     if not got:
         raise ModuleFormatError(f"cannot read the tensor type {text[:120]!r}")
-    return TensorType(tuple(int(d) for d in got.group(1).split("x") if d), got.group(2), got.group(3))
+    # a block-float tensor prints its element type as a tile (``!ttcore.tile<32x32, bfp_bf8>``): its dtype is the tile's
+    dtype = got.group(3) or got.group(2)
+    return TensorType(tuple(int(d) for d in got.group(1).split("x") if d), dtype, got.group(4))
 
 
 def _typed(text: str) -> List[Tuple[Optional[TensorType], Dict[str, str]]]:
