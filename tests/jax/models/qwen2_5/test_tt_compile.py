@@ -27,7 +27,7 @@ from .tenstorrent import filecheck, ttnn_audit
 from .testing.meshes import MESH_PARAMS
 from .testing import options
 from .testing.reports import report_dir_for, write_perf_report
-from .testing.tt_workers import add_jobs, worker_python
+from .testing.tt_workers import add_jobs, compiler_options, worker_python
 from .synthetic.random_checkpoint import GEOMETRY_7B, geometry_config
 from .model.weights import hf_tensors
 from .tenstorrent.jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
@@ -48,18 +48,23 @@ _PATTERNS = filecheck.PATTERNS_DIR
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    kind: str  # compile | collectives | histogram | descriptor
+    kind: str  # compile | collectives | histogram | descriptor | option
     target: str
     mesh: Optional[tuple] = None
     geometry: Optional[str] = None
+    options: tuple = ()  # kind "option": the compile options it checks
 
-    def jobs(self):
+    def jobs(self, options=()):
+        """The compile jobs of the case with the session's tt-mlir options (``tt_workers.compiler_options``)."""
         if self.kind == "descriptor":
             return []
+        if self.kind == "option":  # one option on the 7B decode step: options is ((key, value),)
+            return [Job(self.geometry, self.mesh, programs=(AUDITED,), audit=True, compiler_options=self.options)]
         audit = self.mesh in AUDIT_MESHES
-        jobs = [Job(self.geometry, self.mesh, audit=audit)]
+        jobs = [Job(self.geometry, self.mesh, audit=audit, compiler_options=options)]
         if self.kind == "histogram":
-            jobs.append(Job(self.geometry, self.mesh, programs=(AUDITED,), audit=True, layers=HISTOGRAM_LAYERS))
+            jobs.append(Job(self.geometry, self.mesh, programs=(AUDITED,), audit=True, layers=HISTOGRAM_LAYERS,
+                            compiler_options=options))
         return jobs
 
 
@@ -84,6 +89,15 @@ COMPILE_CASES = _params("compile", lambda s: SMALL_GEOMETRIES + ((GEOMETRY_7B,) 
 COLLECTIVE_CASES = _params("collectives", lambda s: ("gqa28x4", GEOMETRY_7B), AUDIT_MESHES)
 HISTOGRAM_CASES = _params("histogram", lambda s: (GEOMETRY_7B,), AUDIT_MESHES)
 
+# The 7B decode step with one compile option each, on the 8- and 32-chip tensor-parallel meshes
+# (level 0 and bf16 weights are every other case's; --tt-optimization-level etc. change those).
+OPTIONS = {"level1": (("optimization_level", "1"),), "bfp_bf8": (("experimental_weight_dtype", "bfp_bf8"),)}
+OPTION_TARGETS = {(1, 8): "blackhole_8xp150", (1, 32): "blackhole_galaxy"}
+OPTION_CASES = [pytest.param(Case("option", target, mesh, GEOMETRY_7B, OPTIONS[name]),
+                             marks=[pytest.mark.large] + list(next(p for p in MESH_PARAMS if p.values[0] == mesh).marks),
+                             id=f"mesh_{mesh[0]}x{mesh[1]}-{target}-{name}")
+                for mesh, target in OPTION_TARGETS.items() for name in OPTIONS]
+
 pytestmark = [pytest.mark.tt_compile, pytest.mark.cpu]
 
 
@@ -96,7 +110,7 @@ def tt_compile_results(request, tmp_path_factory):
     for item in request.session.items:
         case = getattr(item, "callspec", None) and item.callspec.params.get("tt_case")
         if isinstance(case, Case):
-            add_jobs(plan, _target(case.target), dirs, case.jobs())
+            add_jobs(plan, _target(case.target), dirs, case.jobs(compiler_options(config)))
     base = str(tmp_path_factory.mktemp("tt_compile"))
     keep_ir = options.get(config, "--serialize") or options.get(config, "--dump-irs")
     return {"python": python, "found_by": how, "dirs": dirs,
@@ -132,16 +146,19 @@ def _ttnn(case: Case, results, job: Job) -> str:
 
 def test_tt_compile(tt_case, tt_compile_results, record_property, request):
     """Each program of the public API compiles for the target; a failure shows tt-mlir's first error lines."""
-    job = tt_case.jobs()[0]
+    job = tt_case.jobs(compiler_options(request.config))[0]
     rows = _job(tt_case, tt_compile_results, job)
     assert sorted(rows) == sorted(f"{p}/{d}" for p, d in PROGRAMS), rows
     record_property("checkpoint", tt_case.geometry)
     record_property("mesh", "x".join(map(str, tt_case.mesh)))
     record_property("tt_target", tt_case.target)
+    options = dict(compiler_options(request.config))
+    record_property("tt_compiler_options", json.dumps(options, sort_keys=True))
     seconds = {name: row["seconds"] for name, row in rows.items()}
     for name, value in seconds.items():
         record_property(f"compile_seconds[{name}]", value)
-    write_perf_report(request.config, request.node.nodeid, {"compile_seconds": seconds, "target": tt_case.target})
+    write_perf_report(request.config, request.node.nodeid, {"compile_seconds": seconds, "target": tt_case.target,
+                                                            "tt_compiler_options": options})
     if options.get(request.config, "--serialize") or options.get(request.config, "--dump-irs"):
         out_dir = _target_results(tt_case, tt_compile_results)["out_dir"]
         keep = report_dir_for(request.config, "ir", request.node.nodeid)
@@ -159,10 +176,10 @@ def test_tt_compile(tt_case, tt_compile_results, record_property, request):
 
 
 @pytest.mark.filecheck
-def test_ttnn_decode_step_collectives(tt_case, tt_compile_results):
+def test_ttnn_decode_step_collectives(tt_case, tt_compile_results, request):
     """The TTNN decode step holds 2 all-reduces (sums) per layer + the embedding's, the greedy pick's two
     all-gathers, and no other collective (pattern: filecheck/decode_step_collectives.ttnn.mlir)."""
-    job = tt_case.jobs()[0]
+    job = tt_case.jobs(compiler_options(request.config))[0]
     text = _ttnn(tt_case, tt_compile_results, job)
     layers = geometry_config(tt_case.geometry).num_hidden_layers
     with open(os.path.join(_PATTERNS, "decode_step_collectives.ttnn.mlir")) as f:
@@ -170,10 +187,10 @@ def test_ttnn_decode_step_collectives(tt_case, tt_compile_results):
 
 
 @pytest.mark.filecheck
-def test_ttnn_decode_step_cache_update(tt_case, tt_compile_results):
+def test_ttnn_decode_step_cache_update(tt_case, tt_compile_results, request):
     """Every layer writes its cache row in place in tile layout; no cache is converted or permuted
     (pattern: filecheck/decode_step_cache_update.ttnn.mlir)."""
-    text = _ttnn(tt_case, tt_compile_results, tt_case.jobs()[0])
+    text = _ttnn(tt_case, tt_compile_results, tt_case.jobs(compiler_options(request.config))[0])
     layers = geometry_config(tt_case.geometry).num_hidden_layers
     with open(os.path.join(_PATTERNS, "decode_step_cache_update.ttnn.mlir")) as f:
         filecheck.check(f.read(), text, {"CACHE_WRITES": 2 * layers})
@@ -183,7 +200,7 @@ def test_ttnn_decode_step_cache_update(tt_case, tt_compile_results):
 def test_ttnn_decode_step_ops_per_layer(tt_case, tt_compile_results, record_property, request):
     """The 7B decode step's TTNN ops per decoder layer (28 layers against 1), printed and recorded:
     exactly 2 all-reduces per layer and no other collective."""
-    full, one = tt_case.jobs()
+    full, one = tt_case.jobs(compiler_options(request.config))
     layers = geometry_config(tt_case.geometry).num_hidden_layers
     main_full = ttnn_audit.main_function(_ttnn(tt_case, tt_compile_results, full))
     main_one = ttnn_audit.main_function(_ttnn(tt_case, tt_compile_results, one))
@@ -211,6 +228,24 @@ def test_ttnn_decode_step_ops_per_layer(tt_case, tt_compile_results, record_prop
     assert args.get("parameter") == weights, f"weights must reach tt-mlir as parameters: {dict(args)}"
 
 
+def test_7b_decode_step_compiles_with_option(tt_case, tt_compile_results, record_property, request):
+    """The 7B decode step compiles with ``optimization_level=1`` and with ``bfp_bf8`` weights (whose weight
+    tensors then hold block-float tiles); compile seconds and the per-call op count are printed."""
+    (job,) = tt_case.jobs()
+    row = _job(tt_case, tt_compile_results, job)[f"{AUDITED[0]}/{AUDITED[1]}"]
+    assert row["ok"], f"{job.id} did not compile:\n{row.get('error')}"
+    text = _ttnn(tt_case, tt_compile_results, job)
+    options = dict(tt_case.options)
+    ops = sum(ttnn_audit.histogram(ttnn_audit.main_function(text)).values())
+    record_property("tt_compiler_options", json.dumps(options, sort_keys=True))
+    record_property("compile_seconds", row["seconds"])
+    write_perf_report(request.config, request.node.nodeid, {"compile_seconds": row["seconds"], "main_ops": ops,
+                                                            "tt_compiler_options": options, "target": tt_case.target})
+    print(f"\n7B decode step {options} on {tt_case.target} mesh {tt_case.mesh}: {row['seconds']:.1f}s, {ops} ops")
+    if options.get("experimental_weight_dtype") == "bfp_bf8":
+        assert "!ttcore.tile<32x32, bfp_bf8>" in text, "no weight became a bfp_bf8 tensor"
+
+
 @pytest.mark.parametrize("tt_case", [pytest.param(Case("descriptor", t.name), id=t.name)
                                      for t in TARGETS if t.name in ("blackhole_p150", "blackhole_8xp150",
                                                                     "blackhole_galaxy")])
@@ -223,6 +258,7 @@ def test_tt_plugin_accepts_committed_descriptor(tt_case, tt_compile_results):
 
 def pytest_generate_tests(metafunc):  # noqa: D401 - pytest hook, module-local
     cases = {"test_tt_compile": COMPILE_CASES, "test_ttnn_decode_step_collectives": COLLECTIVE_CASES,
+             "test_7b_decode_step_compiles_with_option": OPTION_CASES,
              "test_ttnn_decode_step_cache_update": COLLECTIVE_CASES,
              "test_ttnn_decode_step_ops_per_layer": HISTOGRAM_CASES}.get(metafunc.function.__name__)
     if cases is not None:

@@ -27,8 +27,9 @@ class Qwen2TP:
     """
 
     def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32",
-                 max_cache_length: Optional[int] = None):
+                 max_cache_length: Optional[int] = None, compiler_options: Optional[dict] = None):
         self.config = config
+        self.compiler_options = compiler_options
         self.max_cache_length = cache_limit(config, max_cache_length)
         self.mesh = mesh
         self.dtype = dtype
@@ -37,6 +38,14 @@ class Qwen2TP:
         self.params = params
         self.param_specs = partition_specs(params)
         self._forward_fns = {}
+
+    def jit_options(self) -> dict:
+        """``jax.jit`` keywords of every program: tt-mlir's compile options on Tenstorrent devices (this
+        model's, else ``TT_COMPILER_OPTIONS``); none elsewhere (XLA:CPU rejects them)."""
+        if self.mesh.devices.flat[0].platform != "tt":
+            return {}
+        options = self.compiler_options if self.compiler_options is not None else TT_COMPILER_OPTIONS
+        return {"compiler_options": dict(options)} if options else {}
 
     # --- forward ---------------------------------------------------------------------------
     def _forward_fn(self, batch_axis):
@@ -54,7 +63,8 @@ class Qwen2TP:
             sharded = shard_map(shard_fn, self.mesh, in_specs=(self.param_specs, row, row),
                                 out_specs=P(batch_axis, None, MODEL_AXIS))
             vocab = self.config.vocab_size
-            self._forward_fns[batch_axis] = jax.jit(lambda p, i, m: sharded(mark_weights(p), i, m)[..., :vocab])
+            self._forward_fns[batch_axis] = jax.jit(lambda p, i, m: sharded(mark_weights(p), i, m)[..., :vocab],
+                                                    **self.jit_options())
         return self._forward_fns[batch_axis]
 
     def forward(self, input_ids, attention_mask=None) -> jax.Array:
@@ -82,6 +92,10 @@ class Qwen2TP:
 
 
 DEFAULT_MAX_CACHE_LENGTH = 4096
+# tt-mlir compile options for every model on Tenstorrent devices that names none of its own (the suite sets
+# them from --tt-optimization-level, --tt-weight-dtype, --tt-math-fidelity): optimization_level,
+# experimental_weight_dtype, math_fidelity, ...
+TT_COMPILER_OPTIONS: dict = {}
 
 
 def cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
@@ -92,12 +106,15 @@ def cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
     return limit
 
 
-def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None) -> Qwen2TP:
+def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None,
+               compiler_options: Optional[dict] = None) -> Qwen2TP:
     """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh``.
 
     The config and the mesh's "model" size are checked before any weight is read.
     ``max_cache_length`` bounds prompt + generated tokens in ``generate`` (default
-    min(4096, max_position_embeddings)).
+    min(4096, max_position_embeddings)). ``compiler_options``: tt-mlir's compile options for every
+    program on Tenstorrent devices (e.g. ``{"optimization_level": "1", "experimental_weight_dtype":
+    "bfp_bf8"}``; default ``TT_COMPILER_OPTIONS``), ignored elsewhere.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -105,4 +122,4 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
     cache_limit(config, max_cache_length)
     layout = TPLayout(config, model_size(mesh))  # raises with the supported T values
     params = load_params(checkpoint_dir, config, layout, mesh, dtype)
-    return Qwen2TP(config, mesh, params, dtype, max_cache_length)
+    return Qwen2TP(config, mesh, params, dtype, max_cache_length, compiler_options)

@@ -145,7 +145,7 @@ def _generate_program(model, batch_axis, cache_len: int):
 
     row = P(batch_axis, None)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, P(), P(), P()), out_specs=row)
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args))
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), **model.jit_options())
 
 
 def _program(model, key, build):
@@ -245,7 +245,7 @@ def _forced_program(model, batch_axis, cache_len: int):
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, row),
                    out_specs=P(batch_axis, None, MODEL_AXIS))
     vocab = model.config.vocab_size
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args)[..., :vocab])
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args)[..., :vocab], **model.jit_options())
 
 
 def cached_step_logits(model, input_ids, attention_mask, forced_tokens) -> np.ndarray:
@@ -273,7 +273,7 @@ def _prefill_program(model, batch_axis, cache_len: int):
     row, vec = P(batch_axis, None), P(batch_axis)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row),
                    out_specs=(vec, _cache_specs(model, batch_axis), row, vec))
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args))
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), **model.jit_options())
 
 
 def _step_program(model, batch_axis, cache_len: int):
@@ -288,7 +288,8 @@ def _step_program(model, batch_axis, cache_len: int):
     caches, row, vec = _cache_specs(model, batch_axis), P(batch_axis, None), P(batch_axis)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, caches, row, vec, vec, P()),
                    out_specs=(vec, caches, row))
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), donate_argnums=(1, 2))
+    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), donate_argnums=(1, 2),
+                   **model.jit_options())
 
 
 def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, cache_len, programs=None) -> np.ndarray:

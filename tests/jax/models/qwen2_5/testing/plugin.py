@@ -69,6 +69,11 @@ def pytest_configure(config):
     prepare_platform(platform, FAKE_CPU_DEVICES)
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    if platform == "tt":  # the model's programs compile with the session's tt-mlir options
+        from ..model import causal_lm
+        from .tt_workers import compiler_options
+
+        causal_lm.TT_COMPILER_OPTIONS.update(dict(compiler_options(config)))
     partitioner = options.get(config, "--partitioner")
     if partitioner:
         import jax

@@ -16,10 +16,17 @@ def record_model(node, checkpoint: str, mesh, report: dict = None, **extra) -> N
     logits report's pcc and atol go into the tags (``properties.set_measured``)."""
     node.user_properties.append(("checkpoint", checkpoint))
     node.user_properties.append(("mesh", mesh_name(mesh)))
+    tt_options = {}
+    if mesh.devices.flat[0].platform == "tt":  # the tt-mlir options the programs compiled with
+        from ..model.causal_lm import TT_COMPILER_OPTIONS
+
+        tt_options = dict(TT_COMPILER_OPTIONS)
+        node.user_properties.append(("tt_compiler_options", json.dumps(tt_options, sort_keys=True)))
     if report is not None:
         set_measured(node, report["pcc"], report["atol"])
         write_perf_report(node.config, node.nodeid, {"pcc": report["pcc"], "atol": report["atol"],
-                                                     "checkpoint": checkpoint, "mesh": mesh_name(mesh)})
+                                                     "checkpoint": checkpoint, "mesh": mesh_name(mesh),
+                                                     **({"tt_compiler_options": tt_options} if tt_options else {})})
     for key, value in extra.items():
         node.user_properties.append((key, value))
 
