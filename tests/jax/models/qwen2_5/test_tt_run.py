@@ -104,7 +104,7 @@ def _bind(model, text, program):
     return runner.bind(text, lowered, program)
 
 
-def _report(request, name, figures):
+def _report(request, figures):
     for key, value in figures.items():
         request.node.user_properties.append((key, json.dumps(value) if isinstance(value, (dict, list)) else value))
     write_perf_report(request.config, request.node.nodeid, figures)
@@ -128,7 +128,7 @@ def test_compiled_forward_matches_pytorch(mesh_shape, target, geometry, dtype, t
                "rel_diff": report["rel_diff"], "pcc": report["pcc"], "top1_agreement": report["argmax_agreement"],
                "executor_seconds": round(bound.executor.seconds, 3), "module_sha256": bound.sha256,
                "ops_executed": sum(bound.executor.counts.values())}
-    _report(request, "forward", figures)
+    _report(request, figures)
     print(f"\nexecuted forward {geometry} {dtype} {figures['mesh']} on {target}: rel {report['rel_diff']:.2e}, "
           f"pcc {report['pcc']:.6f}, top-1 {report['argmax_agreement']:.3f}, executor {bound.executor.seconds:.2f}s")
     if dtype == "float32":
@@ -191,7 +191,7 @@ def test_compiled_generation_matches_cpu(mesh_shape, target, geometry, dtype, tt
                "identical_tokens": float((out == ref).mean()), "divergences": found,
                "executor_seconds": round(seconds, 3),
                "module_sha256": {"prefill": prefill.sha256, "decode_step": step.sha256}}
-    _report(request, "generate", figures)
+    _report(request, figures)
     print(f"\nexecuted generation {geometry} {dtype} {figures['mesh']} on {target}: {figures['identical_rows']}/{BATCH} "
           f"rows identical, divergences {found}, executor {seconds:.2f}s")
     wrong = [d for d in found if not d["near_tie"]]
@@ -335,7 +335,7 @@ def test_compiled_forward_at_7b_widths_matches_pytorch_bf16(mesh_shape, target, 
                "checkpoint": "qwen2.5-7b widths, 1 layer", "pcc": report["pcc"], "rel_diff": report["rel_diff"],
                "top1_agreement": report["argmax_agreement"], "executor_seconds": round(bound.executor.seconds, 2),
                "compile_seconds": row["seconds"]}
-    _report(request, "forward_7b_widths", figures)
+    _report(request, figures)
     print(f"\nexecuted forward at 7B widths {figures['mesh']} on {target}: pcc {report['pcc']:.5f}, rel "
           f"{report['rel_diff']:.2e}, top-1 {report['argmax_agreement']:.3f}, executor {bound.executor.seconds:.1f}s")
     assert report["pcc"] >= BF16_MIN_PCC, report

@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     bucket = gen.prompt_bucket(ids.shape[1])
     entries = [("forward", args.dtype)] if args.program == "forward" else [("prefill", args.dtype),
                                                                           ("decode_step", args.dtype)]
-    texts = ({"forward": open(args.ttnn_module).read()} if args.ttnn_module
+    texts = ({"forward": pathlib.Path(args.ttnn_module).read_text()} if args.ttnn_module
              else _compile(args, entries, bucket, new_tokens, root))
     compiled_s = time.time() - start
     bound = {name: runner.bind(text, programs.lower(model, name, batch=ids.shape[0], prompt=bucket,

@@ -154,7 +154,7 @@ def _creation(mesh):
 
     def fn(x):
         return (x + jnp.arange(x.shape[1], dtype=jnp.float32), jnp.zeros_like(x) + 2.5,
-                x * jnp.array([[1.0, -2.0, 0.5, 4.0]] * 1 + [[0.0] * 4] * 0, jnp.float32).repeat(x.shape[1] // 4, 1),
+                x * jnp.array([[1.0, -2.0, 0.5, 4.0]], jnp.float32).repeat(x.shape[1] // 4, 1),
                 jnp.ones((3, 4), jnp.int32) * 7)
 
     return fn, (_rng(11).randn(3, 8).astype(np.float32),), (None,)

@@ -120,8 +120,9 @@ def enum(text: str) -> str:
     return got.group(1)
 
 
-def dense(text: str) -> np.ndarray:
-    """``dense<[[0, 1]]> : tensor<1x2xui32>``, ``dense<1.0> : tensor<4xf32>`` or ``dense<"0x..."> : ...``."""
+def dense(text: str):
+    """``dense<[[0, 1]]> : tensor<1x2xui32>``, ``dense<1.0> : tensor<4xf32>`` or ``dense<"0x..."> : ...`` ->
+    (values in their storage type, the tensor type)."""
     from .module import parse_type
 
     got = re.match(r"^dense<(.*)>\s*:\s*(tensor<.*>)$", text.strip(), re.S)
