@@ -199,17 +199,21 @@ def default_loop(model) -> str:
 
 
 def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32,
-             eos_token_id: Optional[int | Sequence[int]] = None, loop: Optional[str] = None) -> np.ndarray:
+             eos_token_id: Optional[int | Sequence[int]] = None, loop: Optional[str] = None,
+             programs=None) -> np.ndarray:
     """Greedy tokens [batch, max_new_tokens] int32.
 
     ``eos_token_id``: an id or ids that end a row (None: the checkpoint's ``eos_token_id``;
     ``()``: never stop early). After a row's EOS the rest of the row is the pad id
     (``pad_token_id`` from config.json, else the first EOS id). ``loop``: ``"device"`` or
-    ``"host"`` (see ``default_loop``); both give the same tokens.
+    ``"host"`` (see ``default_loop``); both give the same tokens. ``programs``: (prefill, step)
+    callables for the host loop in place of the jitted ones (``generate_host_loop``).
     """
     loop = loop or default_loop(model)
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
+    if programs is not None and loop != "host":
+        raise ValueError("programs stand in for the host loop's prefill and decode step: use loop='host'")
     ids, mask, total = prepare_prompts(model, input_ids, attention_mask, max_new_tokens)
     eos = eos_ids(model, eos_token_id)
     pad = model.config.pad_token_id
@@ -219,7 +223,7 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32,
     eos_arr[: len(eos)] = eos
     batch_axis = batch_axis_for(model.mesh, ids.shape[0])
     if loop == "host":
-        return generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, total)
+        return generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, total, programs)
     fn = _program(model, ("generate", batch_axis, total), lambda: _generate_program(model, batch_axis, total))
     out = fn(model.params, ids, mask, np.int32(max_new_tokens), eos_arr, np.int32(pad))
     return np.asarray(out)[:, :max_new_tokens]

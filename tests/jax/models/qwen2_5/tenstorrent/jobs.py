@@ -87,6 +87,21 @@ def tt_python(option: Optional[str], rootdir: str) -> Tuple[Optional[str], str]:
     return None, f"no Tenstorrent PJRT plugin found; install it with: {INSTALL_HINT}"
 
 
+def command_worker(parser, tt_python_option: Optional[str], target, root: str) -> Tuple[str, str]:
+    """A command's (interpreter with the plugin, descriptor of ``target``), or its one-line usage error
+    (``parser.fail``, exit status 2) naming what is missing."""
+    from .targets import find_descriptor, search_dirs
+
+    python, how = tt_python(tt_python_option, root)
+    if python is None:
+        parser.fail(how)
+    descriptor = find_descriptor(target, search_dirs(None))
+    if descriptor is None:
+        parser.fail(f"--target: no system descriptor for {target.name}; point QWEN2_5_TT_SYSTEM_DESCS at a "
+                    f"directory holding {target.file_names[0]}")
+    return python, descriptor
+
+
 def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, rootdir: str,
            keep_ir: bool = False) -> subprocess.Popen:
     os.makedirs(work_dir, exist_ok=True)

@@ -110,17 +110,10 @@ def table(budgets: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from . import memory_budget as mb
-    from .jobs import run_all, tt_python
-    from .targets import find_descriptor, search_dirs
+    from .jobs import command_worker, run_all
 
     root = str(pathlib.Path(__file__).resolve().parents[5])  # where `tests.jax.models.qwen2_5` imports from
-    python, how = tt_python(args.tt_python, root)
-    if python is None:
-        build_parser().fail(how)
-    descriptor = find_descriptor(args.compiled_target, search_dirs(None))
-    if descriptor is None:
-        build_parser().fail(f"--target {args.target}: no system descriptor for {args.compiled_target.name}; point "
-                            f"QWEN2_5_TT_SYSTEM_DESCS at a directory holding {args.compiled_target.file_names[0]}")
+    python, descriptor = command_worker(build_parser(), args.tt_python, args.compiled_target, root)
     jobs = mb.jobs(args.label, tuple(args.mesh), args.cache_length, args.sets, batch=args.batch,
                    config=args.config_text)
     with tempfile.TemporaryDirectory(prefix="tt_memory_") as tmp:

@@ -87,16 +87,9 @@ def parse_args(argv=None):
 
 def _compile(args, entries, bucket, new_tokens, root) -> dict:
     """{program: TTNN module text} for ``entries`` ((program, dtype) pairs) at the prompt bucket."""
-    from .jobs import Job, program_key, run_all, tt_python
-    from .targets import find_descriptor, search_dirs
+    from .jobs import Job, command_worker, program_key, run_all
 
-    python, how = tt_python(args.tt_python, root)
-    if python is None:
-        build_parser().fail(how)
-    descriptor = find_descriptor(args.tt_target, search_dirs(None))
-    if descriptor is None:
-        build_parser().fail(f"--target {args.target}: no system descriptor; point QWEN2_5_TT_SYSTEM_DESCS at a "
-                            f"directory holding {args.tt_target.file_names[0]}")
+    python, descriptor = command_worker(build_parser(), args.tt_python, args.tt_target, root)
     programs = tuple((name, dtype, bucket, new_tokens) for name, dtype in entries)
     job = Job(os.path.basename(os.path.abspath(args.model_path)) or "model", tuple(args.mesh), programs=programs,
               batch=int(args.ids.shape[0]), config=args.config_text, keep_ttnn=True)

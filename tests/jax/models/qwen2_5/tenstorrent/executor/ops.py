@@ -71,12 +71,6 @@ def _activate(fns, x):
     return x
 
 
-def _no_activations(op):
-    for key in _ACTIVATIONS:
-        if key in op.attrs and op.attrs[key].strip() != "[]":
-            raise UnsupportedOp(f"fused activations {key} = {op.attrs[key]} are not implemented")
-
-
 # --- element-wise -----------------------------------------------------------------------------------
 
 def _int_math(op, a, b, fn):
@@ -84,7 +78,8 @@ def _int_math(op, a, b, fn):
     return _out(op, wide)
 
 
-def _binary(fn, compare=False, logical=False):
+def _binary(fn, compare=False, logical=False, ints=None):
+    """An eltwise binary op with its fused activations; ``ints``: its integer form when it differs."""
     def plain(op, a, b):
         as_float = is_float(op.result_types[0].dtype)
         if logical:
@@ -94,8 +89,9 @@ def _binary(fn, compare=False, logical=False):
         if not as_float:
             if a.dtype.kind == "f" or b.dtype.kind == "f":
                 raise UnsupportedOp("integer result from float operands")
-            return _int_math(op, a, b, fn)
-        return _out(op, fn(_f(a), _f(b)))
+            return _int_math(op, a, b, ints or fn)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _out(op, fn(_f(a), _f(b)))
 
     def impl(op, ins, ctx):
         a, b = ins
@@ -119,25 +115,10 @@ def _int_divide(a, b):
     return np.where((a < 0) != (b < 0), -q, q)  # truncation toward zero
 
 
-def _divide(op, ins, ctx):
-    _no_activations(op)
-    a, b = ins
-    if is_float(op.result_types[0].dtype):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return [_out(op, _f(a) / _f(b))]
-    return [_int_math(op, a, b, _int_divide)]
-
-
-def _remainder(op, ins, ctx):
-    # ttnn.remainder follows torch.remainder: the result takes the divisor's sign
-    _no_activations(op)
-    a, b = ins
-    if is_float(op.result_types[0].dtype):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return [_out(op, np.remainder(_f(a), _f(b)))]
+def _int_remainder(a, b):
     if np.any(b == 0):
         raise UnsupportedOp("integer remainder by zero")
-    return [_int_math(op, a, b, np.remainder)]
+    return np.remainder(a, b)
 
 
 def _unary(fn, ints=None):
@@ -185,16 +166,12 @@ def _typecast(op, ins, ctx):
 
 # --- creation -----------------------------------------------------------------------------------------
 
-def _full(op, ins, ctx):
-    shape = tuple(int_list(op.attrs["shape"]))
-    value = number(op.attrs["fill_value"])
-    return [_out(op, np.full(shape, value, np.float64 if is_float(op.result_types[0].dtype) else np.int64))]
-
-
-def _filled(value):
+def _filled(value=None):
+    """``ttnn.full`` (``value`` None: its ``fill_value``), ``zeros`` and ``ones``."""
     def impl(op, ins, ctx):
         shape = tuple(int_list(op.attrs["shape"]))
-        return [_out(op, np.full(shape, value, np.float64 if is_float(op.result_types[0].dtype) else np.int64))]
+        fill = number(op.attrs["fill_value"]) if value is None else value
+        return [_out(op, np.full(shape, fill, np.float64 if is_float(op.result_types[0].dtype) else np.int64))]
     return impl
 
 
@@ -428,7 +405,7 @@ def _paged_update_cache(op, ins, ctx):
 
 
 def _binary_table():
-    common = ("activations", "input_tensor_a_activations", "input_tensor_b_activations") + KERNEL_ONLY
+    common = _ACTIVATIONS + KERNEL_ONLY
     table = {
         "add": _binary(np.add), "subtract": _binary(np.subtract), "multiply": _binary(np.multiply),
         "maximum": _binary(np.maximum), "minimum": _binary(np.minimum), "pow_tensor": _binary(np.power),
@@ -437,7 +414,9 @@ def _binary_table():
         "lt": _binary(np.less, compare=True), "le": _binary(np.less_equal, compare=True),
         "logical_and": _binary(np.logical_and, logical=True), "logical_or": _binary(np.logical_or, logical=True),
         "logical_xor": _binary(np.logical_xor, logical=True),
-        "divide": _divide, "remainder": _remainder,
+        "divide": _binary(np.divide, ints=_int_divide),
+        # ttnn.remainder follows torch.remainder: the result takes the divisor's sign
+        "remainder": _binary(np.remainder, ints=_int_remainder),
     }
     return {k: (v, common) for k, v in table.items()}
 
@@ -459,7 +438,7 @@ LOCAL = {
     "where": (_where, KERNEL_ONLY),
     "clamp_scalar": (_clamp_scalar, ("min", "max") + KERNEL_ONLY),
     "typecast": (_typecast, KERNEL_ONLY),
-    "full": (_full, ("shape", "fill_value") + KERNEL_ONLY),
+    "full": (_filled(), ("shape", "fill_value") + KERNEL_ONLY),
     "zeros": (_filled(0), ("shape",) + KERNEL_ONLY),
     "ones": (_filled(1), ("shape",) + KERNEL_ONLY),
     "arange": (_arange, ("start", "end", "step") + KERNEL_ONLY),

@@ -120,12 +120,6 @@ def generate(model, prefill: BoundProgram, step: BoundProgram, input_ids, attent
              max_new_tokens: int = 16, eos_token_id=None) -> np.ndarray:
     """Greedy tokens [batch, max_new_tokens] through the compiled prefill and decode-step programs."""
     from ...model import generation as gen
-    from ...model.partitioning import batch_axis_for
 
-    ids, mask, total = gen.prepare_prompts(model, input_ids, attention_mask, max_new_tokens)
-    eos = gen.eos_ids(model, eos_token_id)
-    pad = model.config.pad_token_id
-    if pad is None:
-        pad = eos[0] if eos else 0
-    return gen.generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis_for(model.mesh, ids.shape[0]),
-                                  total, programs=(prefill, step))
+    return gen.generate(model, input_ids, attention_mask, max_new_tokens, eos_token_id, loop="host",
+                        programs=(prefill, step))
