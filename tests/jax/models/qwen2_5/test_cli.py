@@ -16,7 +16,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[4]
 GSM8K = "tests.jax.models.qwen2_5.gsm8k"
 BENCH = "tests.jax.models.qwen2_5.bench"
 SYNTHETIC = "tests.jax.models.qwen2_5.synthetic"
-MEMORY = "tests.jax.models.qwen2_5.tenstorrent.memory_command"
+MEMORY = "tests.jax.models.qwen2_5.tenstorrent.memory.command"
+DURATIONS = "tests.jax.models.qwen2_5.ttxla_ci.durations"
+REPLAY = "tests.jax.models.qwen2_5.ttxla_ci.replay"
+# each command module's name in the test ids
+NAMES = {GSM8K: "gsm8k", BENCH: "bench", SYNTHETIC: "synthetic", MEMORY: "memory_command", DURATIONS: "ci_durations",
+         REPLAY: "ci_replay"}
 CASES = [
     (GSM8K, ["--model-path", "/nonexistent"], "is not a directory"),
     (GSM8K, ["--mesh", "3x3"], "Supported 'model' axis sizes"),
@@ -51,10 +56,14 @@ CASES = [
               "100"], "--cache-length"),
     (MEMORY, ["--config", "/nonexistent/config.json", "--mesh", "1x8", "--target", "blackhole_8xp150"], "--config"),
     (MEMORY, ["--preset", "qwen2.5-7b-instruct", "--mesh", "1x8"], "--target"),
+    (DURATIONS, ["/nonexistent/junit.xml"], "no junit file"),
+    (DURATIONS, [], "junit"),
+    (REPLAY, ["--harness", "/nonexistent", "--tree", "/tmp/x"], "--harness"),
+    (REPLAY, ["--harness", "../shared/ttxla_harness", "--tree", "/tmp/x", "--run", "basic-test.json:tpu"], "--run"),
 ]
 
 
-@pytest.mark.parametrize("module,args,words", CASES, ids=[f"{m.rsplit('.', 1)[1]}{' '.join(a)}" for m, a, _ in CASES])
+@pytest.mark.parametrize("module,args,words", CASES, ids=[f"{NAMES[m]}{' '.join(a)}" for m, a, _ in CASES])
 def test_usage_error_is_one_line_and_exit_2(module, args, words, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("GSM8K_PATH", "QWEN2_5_MODEL_PATH", "XLA_FLAGS")}
     out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,

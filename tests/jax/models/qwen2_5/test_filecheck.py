@@ -2,8 +2,9 @@
 
 import pytest
 
-from .tenstorrent import filecheck, ttnn_audit
-from .tenstorrent.jobs import tt_python
+from .tenstorrent.ttnn import audit as ttnn_audit, filecheck
+from .tenstorrent.ttnn.module import parse
+from .tenstorrent.compile.jobs import tt_python
 
 pytestmark = pytest.mark.cpu
 
@@ -52,11 +53,12 @@ def test_filecheck_label_must_match():
 
 
 def test_ttnn_reader_functions_histogram_and_arguments():
-    funcs = ttnn_audit.functions(MODULE)
-    assert sorted(funcs) == ["main", "main_const_eval_0"]
-    assert ttnn_audit.histogram(funcs["main"]) == {"all_reduce": 2, "matmul": 1, "reshape": 1}
-    assert ttnn_audit.histogram(funcs["main"], include_deallocate=True)["deallocate"] == 1
-    assert ttnn_audit.argument_types(funcs["main"]) == {"input": 1, "parameter": 1}
+    module = parse(MODULE)
+    assert sorted(module.functions) == ["main", "main_const_eval_0"]
+    assert ttnn_audit.histogram(module.main) == {"all_reduce": 2, "matmul": 1, "reshape": 1}
+    assert ttnn_audit.histogram(module.main, include_deallocate=True)["deallocate"] == 1
+    assert ttnn_audit.argument_types(module.main) == {"input": 1, "parameter": 1}
+    assert ttnn_audit.main_function(MODULE).ops[1].operands == ["%0", "%arg1"]
 
 
 def test_per_layer_is_the_difference_over_the_layer_span():
@@ -82,7 +84,7 @@ def _missing(name):
 
 
 def test_compile_failure_shows_the_first_compiler_error_lines():
-    from .tenstorrent.compile_worker import error_excerpt, last_module
+    from .tenstorrent.compile.worker import error_excerpt, last_module
 
     log = ("info: start\n"
            "loc(\"x\"): error: failed to legalize operation 'stablehlo.all_reduce'\n"

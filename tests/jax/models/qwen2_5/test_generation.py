@@ -12,7 +12,7 @@ from .testing.meshes import build_mesh, mesh_name
 from .testing.parity import left_padded_batch
 from .testing.reports import record_model
 from .model.generation import cached_step_logits
-from .tenstorrent.programs import decode_step
+from .tenstorrent.compile.programs import decode_step
 from .testing.parity import F32_REL_TOL, logits_report
 
 NEW_TOKENS = 24

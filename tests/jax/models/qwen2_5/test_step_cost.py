@@ -15,9 +15,9 @@ import os
 import pytest
 
 from .synthetic.random_checkpoint import GEOMETRY_7B, geometry_config
-from .tenstorrent import step_cost as sc
-from .tenstorrent.jobs import Job, run_all
-from .tenstorrent.targets import TARGETS, find_descriptor
+from .tenstorrent.ttnn import step_cost as sc
+from .tenstorrent.compile.jobs import Job, run_all
+from .tenstorrent.compile.targets import TARGETS, find_descriptor
 from .testing.reports import write_perf_report
 from .testing.tt_workers import add_jobs, worker_python
 

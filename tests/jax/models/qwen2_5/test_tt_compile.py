@@ -23,15 +23,15 @@ from typing import Optional
 
 import pytest
 
-from .tenstorrent import filecheck, ttnn_audit
+from .tenstorrent.ttnn import audit as ttnn_audit, filecheck
 from .testing.meshes import MESH_PARAMS
 from .testing import options
 from .testing.reports import report_dir_for, write_perf_report
 from .testing.tt_workers import add_jobs, compiler_options, worker_python
 from .synthetic.random_checkpoint import GEOMETRY_7B, geometry_config
 from .model.weights import hf_tensors
-from .tenstorrent.jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
-from .tenstorrent.targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
+from .tenstorrent.compile.jobs import AUDITED, PROGRAMS, REGENERATE, Job, run_all, tt_python
+from .tenstorrent.compile.targets import (COMMITTED_DIR, ENV_DIRS, TARGETS, find_descriptor, read_manifest, schema_hash,
                          search_dirs, sha256)
 
 SMALL_GEOMETRIES = ("gqa28x4", "tied6x2")
@@ -39,8 +39,8 @@ FULL_MESHES = ((1, 8), (1, 32))  # where the 7B geometry is compiled
 AUDIT_MESHES = ((1, 8), (1, 32))  # where the decode step's TTNN program is audited
 HISTOGRAM_LAYERS = 1  # the 7B decode step is compiled again with this many layers (per-layer ops)
 # TTNN ops per decoder layer in the decode step (deallocations not counted): 79 before the weights
-# became parameters and the step was reformulated for tt-mlir, 39 now (README: "Decode on
-# Tenstorrent hardware"). A change that adds ops fails here and must say why.
+# became parameters and the step was reformulated for tt-mlir, 39 now (docs/tenstorrent_compile.md,
+# "Decode on Tenstorrent hardware"). A change that adds ops fails here and must say why.
 MAX_OPS_PER_LAYER = 39
 NO_PER_LAYER = ("to_layout", "rows_scatter", "permute")
 _PATTERNS = filecheck.PATTERNS_DIR

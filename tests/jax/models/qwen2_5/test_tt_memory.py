@@ -23,11 +23,11 @@ from .model.layout import TPLayout
 from .model.partitioning import partition_specs
 from .model.weights import param_shapes
 from .synthetic.random_checkpoint import GEOMETRY_7B, geometry_config
-from .tenstorrent import memory_budget as mb
-from .tenstorrent import ttnn_memory
-from .tenstorrent.jobs import Job, run_all, tt_python
-from .tenstorrent.memory_command import CAPACITY_STANDINS
-from .tenstorrent.targets import TARGETS, find_descriptor, search_dirs
+from .tenstorrent.memory import budget as mb
+from .tenstorrent.ttnn import memory as ttnn_memory
+from .tenstorrent.compile.jobs import Job, run_all, tt_python
+from .tenstorrent.memory.command import CAPACITY_STANDINS
+from .tenstorrent.compile.targets import TARGETS, find_descriptor, search_dirs
 from .testing.reports import write_perf_report
 from .testing.tt_workers import add_jobs, worker_python
 
@@ -127,7 +127,7 @@ def test_7b_budget_fits_every_chip_with_every_program_set(budget_results, mesh, 
         figures[name] = {k: b[k] for k in ("weights_bytes", "device_io_bytes", "peak_transient_bytes", "resident_bytes",
                                            "chip_dram_bytes", "reserve_bytes", "headroom", "fits")}
     write_perf_report(request.config, request.node.nodeid, {"memory": figures, "target": target})
-    from .tenstorrent.memory_command import table
+    from .tenstorrent.memory.command import table
     print(f"\n7B mesh {mesh[0]}x{mesh[1]} on {target}:\n{table(budgets)}")
     short = {name: b["message"] for name, b in budgets.items() if not b["fits"]}
     assert not short, f"mesh {mesh[0]}x{mesh[1]} on {target}: {short}"
@@ -227,6 +227,24 @@ def test_reader_gives_the_known_figures_of_a_hand_made_module():
     # the same function in another module (other name, other layout aliases) is the same cache entry
     renamed = SMALL_MODULE.replace("main_const_eval_0", "main_const_eval_7").replace("#tile", "#ttnn_layout9")
     assert ttnn_memory.const_eval_entries(renamed)[0]["key"] == entries[0]["key"]
+
+
+def test_reader_counts_block_float_weights():
+    """A weight cached as ``bfp_bf8`` tiles (``--tt-weight-dtype bfp_bf8``) is 4 tiles of 1088 B: its tensor type
+    names a block-float tile (``tensor<64x64x!ttcore.tile<32x32, bfp_bf8>, #bfp>``), which is read like any other."""
+    bfp = "tensor<64x64x!ttcore.tile<32x32, bfp_bf8>, #bfp>"
+    module = SMALL_MODULE.replace(
+        "#rows = ", "#bfp = #ttnn.ttnn_layout<(d0, d1) -> (d0, d1), <1x1>, memref<2x2x!ttcore.tile<32x32, bfp_bf8>, "
+                    "#dram>, <interleaved>>\n#rows = ")
+    for old in ('(%arg0: tensor<64x64xbf16, #host> loc(unknown)) -> tensor<64x64xbf16, #tile>',
+                '(tensor<64x64xbf16, #rows>) -> tensor<64x64xbf16, #tile>', 'return %2 : tensor<64x64xbf16, #tile>',
+                '[%arg0]) : (tensor<64x64xbf16, #host>) -> tensor<64x64xbf16, #tile>'):
+        assert old in module
+        module = module.replace(old, old.rsplit("tensor<64x64xbf16, #tile>", 1)[0] + bfp)
+    got = ttnn_memory.read(module)
+    assert got["weights_bytes"] == 4 * 1088
+    assert got["const_eval_peak_bytes"] == 64 * 64 * 2 + 4 * 1088
+    assert ttnn_memory.const_eval_entries(module)[0]["bytes"] == 4 * 1088
 
 
 def test_reader_refuses_what_it_does_not_know():

@@ -27,12 +27,12 @@ import pytest
 from . import load_model
 from .model.generation import generate, prepare_prompts
 from .synthetic import random_checkpoint as rc
-from .tenstorrent import programs
+from .tenstorrent.compile import programs
 from .tenstorrent.executor import runner
-from .tenstorrent.executor.module import parse
-from .tenstorrent.executor.op_cases import CASES, CONTROL_COVERED
-from .tenstorrent.jobs import Job, run_all
-from .tenstorrent.targets import TARGETS, find_descriptor
+from .tenstorrent.ttnn.module import parse
+from .tenstorrent.compile.op_cases import CASES, CONTROL_COVERED
+from .tenstorrent.compile.jobs import Job, run_all
+from .tenstorrent.compile.targets import TARGETS, find_descriptor
 from .testing.meshes import MESH_PARAMS, build_mesh
 from .testing.parity import BF16_MIN_PCC, F32_REL_TOL, left_padded_batch, logits_report
 from .testing.reports import write_perf_report
@@ -237,7 +237,7 @@ def _tt_run(args, timeout=600):
 def test_tt_run_command_compiles_runs_and_replays(checkpoint_factory, tmp_path, request):
     """``tt-run --program forward`` writes the full-vocabulary logits and the report; the module it dumped,
     replayed with ``--ttnn-module``, gives the same logits."""
-    from .tenstorrent.jobs import tt_python
+    from .tenstorrent.compile.jobs import tt_python
 
     python, how = tt_python(request.config.getoption("--tt-python"), ROOT)
     if python is None:

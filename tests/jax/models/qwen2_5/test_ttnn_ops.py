@@ -16,10 +16,10 @@ import pytest
 from .tenstorrent.executor import executor as ex
 from .tenstorrent.executor import runner
 from .tenstorrent.executor.collectives import groups
-from .tenstorrent.executor.module import parse
-from .tenstorrent.executor.op_cases import CASES
-from .tenstorrent.jobs import Job, run_all
-from .tenstorrent.targets import TARGETS, find_descriptor
+from .tenstorrent.ttnn.module import parse
+from .tenstorrent.compile.op_cases import CASES
+from .tenstorrent.compile.jobs import Job, run_all
+from .tenstorrent.compile.targets import TARGETS, find_descriptor
 from .testing.meshes import build_mesh
 from .testing.tt_workers import add_jobs, worker_python
 

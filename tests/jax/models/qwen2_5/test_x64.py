@@ -11,7 +11,7 @@ import pytest
 from . import load_model
 from .model import make_mesh
 from .synthetic.random_checkpoint import geometry_config
-from .tenstorrent.programs import PROGRAMS, abstract_model, lower
+from .tenstorrent.compile.programs import PROGRAMS, abstract_model, lower
 from .testing.parity import left_padded_batch
 
 pytestmark = pytest.mark.cpu

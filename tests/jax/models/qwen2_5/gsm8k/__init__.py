@@ -1,4 +1,4 @@
-"""GSM8K evaluation of the tensor-parallel Qwen2.5 model (see the README, "GSM8K"): the problems
+"""GSM8K evaluation of the tensor-parallel Qwen2.5 model (see docs/gsm8k.md): the problems
 (``data``), the prompting protocols (``prompts``), answer extraction and scoring (``answers``), the
 evaluation with its PyTorch reference and report (``evaluate``) and the command (``__main__``).
 

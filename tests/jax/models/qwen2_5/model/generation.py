@@ -60,8 +60,9 @@ def greedy_token(logits: jax.Array, tp: int) -> jax.Array:
 
     Each device's best value and id are gathered over "model" ([b, tp], in vocabulary order) and every
     device picks the first maximum (ties go to the lowest id, as ``argmax`` does). Gathers, not a
-    ``pmax``/``pmin`` pair: tt-mlir's runtime runs every ``ttnn.all_reduce`` as a sum, whatever its
-    reduce type (README: "Running the compiled program")."""
+    ``pmax``/``pmin`` pair: upstream tt-mlir refuses a non-sum ``ttnn.all_reduce`` in its verifier, and the
+    jax-tt-plugin build here accepts one but its runtime sums (docs/executor.md, "A max/min all-reduce:
+    upstream and in this plugin"); the gathers are right for both."""
     if tp == 1:
         return jax.lax.argmax(logits, logits.ndim - 1, jnp.int32)
     rows = logits.shape[-1]

@@ -1,15 +1,20 @@
-"""Tenstorrent's compiler (tt-mlir) without hardware: compile targets and their system descriptors
-(``targets``, ``descriptors``, the committed ``system_descs/``), every program lowered from abstract
-inputs (``programs``), the compile worker and its launcher (``compile_worker``, ``jobs``), reading
-compiled TTNN modules (``ttnn_audit``: ops; ``ttnn_memory``: device memory), device memory budgets
-and the ``tt-memory`` command (``memory_budget``, ``memory_command``), the TTNN executor that runs the
-compiled programs on the CPU and the ``tt-run`` command (``executor/``, ``run_command``), and FileCheck
-with its pattern files (``filecheck``, ``patterns/``).
+"""Tenstorrent's compiler (tt-mlir) without hardware, in four rooms by job, each a sub-package:
 
-May import: ``model``, ``cli``, ``synthetic``. The compile worker runs in the Tenstorrent plugin's
-own venv; the rest needs no plugin.
+* ``ttnn/``: reading what tt-mlir compiled: the one reader of TTNN modules (``module``, ``attributes``), the op
+  audits and FileCheck with its patterns, the device memory a module needs, the decode step's cost;
+* ``compile/``: compiling for a target: targets and their system descriptors, every program lowered from
+  abstract inputs, the op-level cases, the compile worker and its launcher;
+* ``memory/``: device memory budgets per mesh, target and program set, and the ``tt-memory`` command;
+* ``executor/``: running a compiled module on the CPU chip by chip, and the ``tt-run`` command.
 
-Public names: ``targets.TARGETS``, ``targets.find_descriptor``, ``programs.lower``,
-``programs.PROGRAMS``, ``jobs.run_all``, ``ttnn_audit.main_function``, ``ttnn_memory.read``,
-``memory_budget.budgets``, ``filecheck.check``, ``executor.runner.bind``.
+Inside this package a room imports only those before it in this order: ``ttnn`` (none), ``compile``
+(``ttnn``), then ``memory`` and ``executor`` (``ttnn``, ``compile``; neither imports the other). This
+``__init__`` imports nothing.
+
+May import: ``model``, ``cli``, ``synthetic``. The compile worker runs in the Tenstorrent plugin's own venv;
+the rest needs no plugin.
+
+Public names: ``compile.targets.TARGETS``, ``compile.programs.lower``, ``compile.jobs.run_all``,
+``ttnn.module.parse``, ``ttnn.audit.histogram``, ``ttnn.memory.read``, ``ttnn.step_cost.step_cost``,
+``ttnn.filecheck.check``, ``memory.budget.budgets``, ``executor.runner.bind``.
 """

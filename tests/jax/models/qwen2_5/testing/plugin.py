@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -106,6 +107,29 @@ def _qwen_serialize_ir(request):
         yield
     finally:
         jax.config.update("jax_dump_ir_to", "")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _counting_compiles(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _counting_compiles(item)
+    if properties.ours(item):  # XLA programs compiled in set-up and call: the CI durations' estimate (ttxla_ci/)
+        item.user_properties.append(("xla_compiles", getattr(item, "_qwen_xla_compiles", 0)))
+
+
+def _counting_compiles(item):
+    if not properties.ours(item) or "jax" not in sys.modules:
+        yield  # JAX not imported yet (pytest_configure imports it): nothing compiles before it is
+        return
+    from .compile_count import count_compiles
+
+    with count_compiles() as compiled:
+        yield
+    item._qwen_xla_compiles = getattr(item, "_qwen_xla_compiles", 0) + compiled()
 
 
 def pytest_report_header(config):

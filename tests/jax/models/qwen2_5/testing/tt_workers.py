@@ -7,8 +7,8 @@ from typing import Dict, Iterable, List, Tuple
 
 import pytest
 
-from ..tenstorrent.jobs import Job, tt_python
-from ..tenstorrent.targets import Target, find_descriptor, search_dirs
+from ..tenstorrent.compile.jobs import Job, tt_python
+from ..tenstorrent.compile.targets import Target, find_descriptor, search_dirs
 
 
 def worker_python(config) -> Tuple[str, str, list]:

@@ -7,7 +7,8 @@ Each op takes every device's input and returns every device's result:
 
 * ``all_reduce``: each member gets the sum of its group's inputs, computed in float32 (integers
   exactly) and rounded to the declared type. A ``max`` or ``min`` reduce type is an error unless the
-  executor is asked to run it as written: tt-mlir's runtime calls ``ttnn::all_reduce``, which always sums;
+  executor is asked to run it as written: upstream tt-mlir's verifier refuses one, and the plugin build here
+  accepts it but its runtime calls ``ttnn::all_reduce``, which always sums;
 * ``all_gather``: each member gets its group's inputs concatenated along ``all_gather_dim`` in group order;
 * ``reduce_scatter``: the group's reduction split along ``scatter_dim``; member k keeps chunk k;
 * ``mesh_partition``: member k keeps chunk k of its own input along ``dim`` (no data moves);
@@ -50,7 +51,8 @@ def _reduced(op, xs):
     return _REDUCE[kind](stack, axis=0)
 
 
-RUNTIME_SUMS = ("tt-mlir's runtime runs ttnn.all_reduce as a sum whatever its reduce_type "
+RUNTIME_SUMS = ("upstream tt-mlir's verifier (AllReduceOp::verify) refuses a non-sum ttnn.all_reduce; the "
+                "jax-tt-plugin build here accepts it, and its runtime runs it as a sum "
                 "(runtime/lib/ttnn/operations/ccl/all_reduce.cpp calls ttnn::all_reduce, which takes no reduce "
                 "type): on a chip this op computes a sum")
 

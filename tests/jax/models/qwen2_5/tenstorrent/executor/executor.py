@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .collectives import COLLECTIVE
-from .module import Module, Op, parse
+from ..ttnn.module import Module, Op, parse
 from .ops import LOCAL, UnsupportedOp
 from .values import int_list, round_to
 
@@ -67,6 +67,9 @@ class Executor:
     def __init__(self, module, program: str = "module", all_reduce_as_written: bool = False):
         self.module: Module = parse(module) if isinstance(module, str) else module
         self.program = program
+        if self.module.mesh_shape is None:
+            raise ExecutionError(f"{program}: no ttcore.meshes attribute, so no mesh to run on: not a TTNN module "
+                                 f"as the plugin prints it")
         self.all_reduce_as_written = all_reduce_as_written  # collectives.all_reduce: max/min as the dialect says
         self.devices = self.module.devices
         self.counts: collections.Counter = collections.Counter()

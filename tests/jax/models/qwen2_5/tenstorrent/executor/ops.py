@@ -12,10 +12,10 @@ result to the type the module declares.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
+from ..ttnn.attributes import activations
+from ..ttnn.module import ModuleFormatError
 from .values import STORAGE, dense, enum, int_list, is_float, number, round_to
 
 KERNEL_ONLY = ("compute_config", "matmul_program_config", "memory_config", "program_config", "dtype", "layout",
@@ -53,9 +53,10 @@ def _fused(op, key):
     """The unary ops an eltwise binary op applies to an input or to its result (``input_tensor_a_activations =
     [#ttnn.unary_with_param<op_type = sin>]``), in order."""
     text = op.attrs.get(key, "[]").strip()
-    names = re.findall(r"#ttnn\.unary_with_param<op_type = (\w+)(.*?)>", text)
-    if text != "[]" and not names:
-        raise UnsupportedOp(f"cannot read {key} = {text}")
+    try:
+        names = activations(text)
+    except ModuleFormatError:
+        raise UnsupportedOp(f"cannot read {key} = {text}") from None
     out = []
     for name, params in names:
         if name not in _FUSED or params.strip():

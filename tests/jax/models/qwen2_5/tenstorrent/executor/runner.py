@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from .executor import ExecutionError, Executor
-from .module import parse
+from ..ttnn.module import parse
 
 
 @dataclasses.dataclass

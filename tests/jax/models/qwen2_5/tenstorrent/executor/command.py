@@ -25,8 +25,8 @@ import sys
 import tempfile
 import time
 
-from ..cli.devices import mesh_text
-from ..cli.parser import Parser, die, mesh_shape, positive_int
+from ...cli.devices import mesh_text
+from ...cli.parser import Parser, die, mesh_shape, positive_int
 
 PROG = "python -m tests.jax.models.qwen2_5 tt-run"
 
@@ -55,8 +55,8 @@ def parse_args(argv=None):
 
     p = build_parser()
     args = p.parse_args(argv)
-    from ..model.config import Qwen2Config
-    from .targets import parse_target
+    from ...model.config import Qwen2Config
+    from ..compile.targets import parse_target
 
     config_path = os.path.join(args.model_path, "config.json")
     try:
@@ -87,7 +87,7 @@ def parse_args(argv=None):
 
 def _compile(args, entries, bucket, new_tokens, root) -> dict:
     """{program: TTNN module text} for ``entries`` ((program, dtype) pairs) at the prompt bucket."""
-    from .jobs import Job, command_worker, program_key, run_all
+    from ..compile.jobs import Job, command_worker, program_key, run_all
 
     python, descriptor = command_worker(build_parser(), args.tt_python, args.tt_target, root)
     programs = tuple((name, dtype, bucket, new_tokens) for name, dtype in entries)
@@ -115,21 +115,21 @@ def _compile(args, entries, bucket, new_tokens, root) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from ..cli.devices import prepare_platform
+    from ...cli.devices import prepare_platform
 
     prepare_platform("cpu", args.mesh[0] * args.mesh[1])
     import numpy as np
 
-    from ..model import generation as gen
-    from ..model.causal_lm import load_model
-    from ..model.partitioning import make_mesh
-    from . import programs
-    from .executor import runner
-    from .executor.executor import ExecutionError
+    from ...model import generation as gen
+    from ...model.causal_lm import load_model
+    from ...model.partitioning import make_mesh
+    from ..compile import programs
+    from . import runner
+    from .executor import ExecutionError
 
     import jax
 
-    root = str(pathlib.Path(__file__).resolve().parents[5])  # where `tests.jax.models.qwen2_5` imports from
+    root = str(pathlib.Path(__file__).resolve().parents[6])  # where `tests.jax.models.qwen2_5` imports from
     start = time.time()
     mesh = make_mesh(tuple(args.mesh), devices=jax.devices("cpu"))
     model = load_model(args.model_path, mesh, dtype=args.dtype)

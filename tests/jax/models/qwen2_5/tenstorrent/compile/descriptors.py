@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from ..cli.parser import Parser
+from ...cli.parser import Parser
 from .targets import BY_NAME, COMMITTED_DIR, installed_plugin, schema_hash, sha256
 
 # target -> cluster descriptor YAML shipped with the plugin's tt-metal runtime
@@ -57,7 +57,7 @@ def _child(target: str, out: str) -> None:
 def make(target: str, out_dir: str, cache_dir: str) -> dict:
     out = os.path.join(out_dir, BY_NAME[target].file_names[0])
     with tempfile.TemporaryDirectory(prefix=f"ttdesc_{target}_") as tmp:
-        root = str(pathlib.Path(__file__).resolve().parents[5])  # where `tests.jax.models.qwen2_5` imports from
+        root = str(pathlib.Path(__file__).resolve().parents[6])  # where `tests.jax.models.qwen2_5` imports from
         env = dict(os.environ, JAX_PLATFORMS="tt", TMPDIR=tmp, TT_METAL_CACHE=cache_dir,
                    PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         env.pop("TT_COMPILE_ONLY_SYSTEM_DESC", None)

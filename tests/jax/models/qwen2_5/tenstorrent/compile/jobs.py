@@ -1,4 +1,4 @@
-"""Plan and launch the compile-only worker processes (``tt_compile.py``), one per descriptor.
+"""Plan and launch the compile-only worker processes (``worker.py``), one per descriptor.
 
 A backend starts once per process, so every target (system descriptor) gets a process of
 its own, with its own ``TMPDIR`` (the plugin unpacks about 417 MB of runtime there, and two
@@ -34,11 +34,11 @@ class Job:
     programs: Tuple[Tuple, ...] = PROGRAMS  # (program, dtype) or (program, dtype, prompt, new_tokens)
     audit: bool = False
     layers: Optional[int] = None
-    memory: bool = False  # read each program's device memory from its TTNN module (ttnn_memory.py)
+    memory: bool = False  # read each program's device memory from its TTNN module (ttnn/memory.py)
     batch: int = 8
     config: Optional[str] = None  # a config.json's text, compiled instead of the geometry's config
     compiler_options: Tuple[Tuple[str, str], ...] = ()  # (key, value) pairs for .compile(compiler_options=...)
-    op_cases: Tuple[str, ...] = ()  # names in executor/op_cases.py, compiled instead of the geometry's programs
+    op_cases: Tuple[str, ...] = ()  # names in compile/op_cases.py, compiled instead of the geometry's programs
     keep_ttnn: bool = False  # write every program's TTNN module (<id>.<program>.<dtype>.ttnn.mlir): the executor runs it
 
     @property
@@ -114,7 +114,7 @@ def launch(python: str, descriptor: str, jobs: Sequence[Job], work_dir: str, roo
     env.pop("XLA_FLAGS", None)  # the suite's fake CPU device count means nothing there
     env["TTXLA_LOGGER_LEVEL"] = "DEBUG"  # prints every stage's IR; the worker reads the TTNN module
     log = open(os.path.join(work_dir, "worker.log"), "wb")
-    proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tenstorrent.compile_worker",
+    proc = subprocess.Popen([python, "-m", "tests.jax.models.qwen2_5.tenstorrent.compile.worker",
                              os.path.join(work_dir, "jobs.json"), os.path.join(work_dir, "out")],
                             cwd=rootdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log = log

@@ -23,7 +23,7 @@ import collections
 import math
 from typing import Dict, Optional
 
-from .executor.module import Module, TensorType, parse
+from .module import Module, TensorType, parse
 
 # per chip, bytes/s: DRAM (tt-metal's specifications: Wormhole 288 GB/s, Blackhole 512 GB/s)
 DRAM_BANDWIDTH = {"wormhole": 288e9, "blackhole": 512e9}
@@ -102,12 +102,9 @@ def extrapolate(one: dict, two: dict, layers: int) -> dict:
     return out
 
 
-def arch_of(module_text: str) -> str:
-    """``wormhole`` or ``blackhole``, from the module's system descriptor."""
-    for arch in ("wormhole", "blackhole"):
-        if f"arch = <{arch}" in module_text:
-            return arch
-    raise ValueError("no chip architecture in the module's system descriptor")
+def arch_of(module) -> str:
+    """``wormhole`` or ``blackhole``, from the module's system descriptor (its text or the parsed ``Module``)."""
+    return (parse(module) if isinstance(module, str) else module).system.family
 
 
 def format_row(label: str, cost: dict, est: dict) -> str:

@@ -112,8 +112,8 @@ def parse_target(parser, name: str, mesh, model_config, compiled: Optional[str] 
     (``parser.fail``, one line, exit status 2) for an unknown name, a mesh of another size, or a mesh the
     model's heads cannot be split over. ``compiled``: the target compiled for when ``name`` is a stand-in
     (one of ``more``)."""
-    from ..cli.devices import mesh_text
-    from ..model.layout import TPLayout
+    from ...cli.devices import mesh_text
+    from ...model.layout import TPLayout
 
     names = {t.name: t for t in TARGETS}
     if (compiled or name) not in names:

@@ -6,7 +6,7 @@
 
 Compiles every program of the chosen program sets in compile-only mode, in the Tenstorrent plugin's
 interpreter (``.venv-tt``, as the compile checks do), at 1 and 2 decoder layers; reads each TTNN
-module's device memory (``ttnn_memory.py``) and composes the budgets (``memory_budget.py``). Prints a
+module's device memory (``ttnn/memory.py``) and composes the budgets (``budget.py``). Prints a
 table per program and per set, and writes the same as JSON. Exit status 0 when every set fits with
 10% headroom, 1 when one does not, 2 on a usage error.
 
@@ -23,8 +23,8 @@ import pathlib
 import sys
 import tempfile
 
-from ..cli.devices import mesh_text
-from ..cli.parser import Parser, mesh_shape, positive_int
+from ...cli.devices import mesh_text
+from ...cli.parser import Parser, mesh_shape, positive_int
 
 PROG = "python -m tests.jax.models.qwen2_5 tt-memory"
 # target -> (the target compiled for, (banks, bytes per bank) of the chip compared with)
@@ -32,7 +32,7 @@ CAPACITY_STANDINS = {"wormhole_galaxy": ("blackhole_galaxy", (12, 1_073_741_792)
 
 
 def build_parser() -> Parser:
-    from .memory_budget import BATCH, CACHE_LENGTH, PROGRAM_SETS
+    from .budget import BATCH, CACHE_LENGTH, PROGRAM_SETS
 
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
@@ -55,10 +55,10 @@ def parse_args(argv=None):
     """Every usage error before anything compiles: one line, exit status 2."""
     p = build_parser()
     args = p.parse_args(argv)
-    from ..model.config import Qwen2Config
-    from ..synthetic import presets
-    from .memory_budget import PROGRAM_SETS
-    from .targets import parse_target
+    from ...model.config import Qwen2Config
+    from ...synthetic import presets
+    from .budget import PROGRAM_SETS
+    from ..compile.targets import parse_target
 
     if args.preset:
         if args.preset not in presets.PRESETS:
@@ -93,7 +93,7 @@ def parse_args(argv=None):
 
 
 def table(budgets: dict) -> str:
-    from .memory_budget import gib
+    from .budget import gib
 
     lines = [f"{'program set':16} {'programs':>8} {'weights':>8} {'cache+io':>8} {'transient':>9} {'1st call':>8} "
              f"{'resident':>8} {'old rt':>7} {'DRAM':>6} {'headroom':>8} fits  (GiB per chip)"]
@@ -109,10 +109,10 @@ def table(budgets: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from . import memory_budget as mb
-    from .jobs import command_worker, run_all
+    from . import budget as mb
+    from ..compile.jobs import command_worker, run_all
 
-    root = str(pathlib.Path(__file__).resolve().parents[5])  # where `tests.jax.models.qwen2_5` imports from
+    root = str(pathlib.Path(__file__).resolve().parents[6])  # where `tests.jax.models.qwen2_5` imports from
     python, descriptor = command_worker(build_parser(), args.tt_python, args.compiled_target, root)
     jobs = mb.jobs(args.label, tuple(args.mesh), args.cache_length, args.sets, batch=args.batch,
                    config=args.config_text)

@@ -1,7 +1,7 @@
 """Device memory budgets: what a user runs, per mesh and target, against each chip's DRAM.
 
 A program set is the programs one process keeps alive together (``PROGRAM_SETS``). Its resident
-bytes per chip, as the tt-mlir runtime keeps them (``ttnn_memory.const_eval_entries``):
+bytes per chip, as the tt-mlir runtime keeps them (``ttnn.memory.const_eval_entries``):
 
     weights and constants: the union of the set's const-eval cache entries (one process-wide cache,
         keyed by function and inputs, so programs of one model share the device copy of a weight)
@@ -137,7 +137,7 @@ def gib(value: int) -> str:
 def jobs(geometry: str, mesh: Tuple[int, int], cache_length: int = CACHE_LENGTH, sets: Iterable[str] = PROGRAM_SETS,
          layers: Tuple[int, ...] = LAYERS, batch: int = BATCH, config: str = None) -> list:
     """The compile jobs (``jobs.Job``) whose TTNN modules the budgets of ``sets`` read: one per layer count."""
-    from .jobs import Job
+    from ..compile.jobs import Job
 
     wanted = program_sets(cache_length)
     programs = []

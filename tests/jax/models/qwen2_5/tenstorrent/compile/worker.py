@@ -6,12 +6,12 @@ descriptor, ``JAX_PLATFORMS=tt`` and a ``TMPDIR`` of its own (the plugin unpacks
 of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's whole pipeline
 (StableHLO -> TTIR -> TTNN -> flatbuffer) for those chips; nothing runs.
 
-    python -m tests.jax.models.qwen2_5.tenstorrent.compile_worker JOBS.json OUT_DIR
+    python -m tests.jax.models.qwen2_5.tenstorrent.compile.worker JOBS.json OUT_DIR
 
 JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
 [[program, dtype] or [program, dtype, prompt, new_tokens], ...], "audit": [program, dtype] or null, "memory": bool,
 "batch": N, "config": config.json text or null, "keep_ttnn": bool, "compiler_options": {key: value}}]}`` (see ``jobs.py``); with ``memory`` each
-program's row also holds its device memory (``ttnn_memory.read``) and const-eval cache entries, and its TTNN
+program's row also holds its device memory (``ttnn.memory.read``) and const-eval cache entries, and its TTNN
 module is kept; with ``keep_ttnn`` the TTNN module is kept (the executor runs it). OUT_DIR/results.json gets, per job and program, ok,
 seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
 module is written to OUT_DIR/<id>.ttnn.mlir, and with ``keep_ir`` every program's TTIR and TTNN
@@ -90,23 +90,24 @@ def error_excerpt(log: str, exc: BaseException) -> str:
 def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     import jax
 
-    from ..model.partitioning import make_mesh
+    from ...model.partitioning import make_mesh
     from .programs import abstract_model, lower
-    from ..synthetic.random_checkpoint import geometry_config
+    from ...synthetic.random_checkpoint import geometry_config
     from .jobs import program_key
-    from .ttnn_audit import argument_types, main_function
-    from . import ttnn_memory
+    from ..ttnn import memory
+    from ..ttnn.audit import argument_types
+    from ..ttnn.module import parse
 
     devices = jax.devices("tt")
     results = {"devices": len(devices), "device_kind": str(devices[0].device_kind) if devices else None,
                "jax": jax.__version__, "jobs": {}}
     for job in jobs:
         mesh = make_mesh(tuple(job["mesh"]), devices=devices)
-        if job.get("op_cases"):  # the executor's op-level cases (executor/op_cases.py)
+        if job.get("op_cases"):  # the executor's op-level cases (compile/op_cases.py)
             results["jobs"][job["id"]] = compile_op_cases(job["op_cases"], mesh, out_dir)
             continue
         if job.get("config"):
-            from ..model.config import Qwen2Config
+            from ...model.config import Qwen2Config
 
             config = Qwen2Config.from_dict(json.loads(job["config"]), source=job["geometry"])
         else:
@@ -137,15 +138,20 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
                 with open(log_path, errors="replace") as f:
                     log = f.read()
                 ttnn = last_module(log)
-                # which arguments tt-mlir got as parameters (weights) and which as per-call inputs
-                row["argument_types"] = dict(argument_types(main_function(ttnn)))
+                try:
+                    module = parse(ttnn)
+                except ValueError as e:  # the reader's ModuleFormatError: reported with the row, the module kept
+                    module, row["reader_error"] = None, f"{type(e).__name__}: {e}"
+                if module is not None:
+                    # which arguments tt-mlir got as parameters (weights) and which as per-call inputs
+                    row["argument_types"] = dict(argument_types(module.main))
                 if audit == (program, dtype):
                     with open(os.path.join(out_dir, f"{job['id']}.ttnn.mlir"), "w") as f:
                         f.write(ttnn)
                     row["ttnn_chars"] = len(ttnn)
-                if job.get("memory"):  # the device memory the compiled program needs, per chip
-                    row["memory"] = ttnn_memory.read(ttnn)
-                    row["const_eval"] = ttnn_memory.const_eval_entries(ttnn)
+                if job.get("memory") and module is not None:  # the device memory the compiled program needs, per chip
+                    row["memory"] = memory.read(module)
+                    row["const_eval"] = memory.const_eval_entries(module)
                 if keep_ir or job.get("memory") or job.get("keep_ttnn"):  # --serialize: TTIR and TTNN modules
                     for stage in ("ttir", "ttnn") if keep_ir else ("ttnn",):
                         with open(os.path.join(out_dir, f"{job['id']}.{stem}.{stage}.mlir"), "w") as f:
@@ -162,7 +168,7 @@ def compile_op_cases(names, mesh, out_dir: str) -> dict:
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from .executor.op_cases import CASES
+    from .op_cases import CASES
 
     rows = {}
     for name in names:

@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import generation as gen
-from ..model.causal_lm import Qwen2TP
-from ..model.config import Qwen2Config
-from ..model.layout import TPLayout
-from ..model.partitioning import batch_axis_for, model_size, named, partition_specs
-from ..model.weights import param_shapes
+from ...model import generation as gen
+from ...model.causal_lm import Qwen2TP
+from ...model.config import Qwen2Config
+from ...model.layout import TPLayout
+from ...model.partitioning import batch_axis_for, model_size, named, partition_specs
+from ...model.weights import param_shapes
 
 PROGRAMS = ("forward", "prefill", "decode_step", "generate_loop", "forced_decode")
 
