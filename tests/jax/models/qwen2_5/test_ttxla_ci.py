@@ -84,14 +84,15 @@ def test_duration_rule_worked_by_hand():
     assert du.estimate(0.01, 0, on_chips=False, large=False) == du.FLOOR_SECONDS
 
 
-def test_fragment_estimates_tests_that_did_not_run():
-    ids = ["a.py::t[1]", "a.py::t[2]", "a.py::big", "a.py::other"]
+def test_fragment_estimates_skipped_and_new_tests():
+    ids = ["a.py::t[1]", "a.py::t[2]", "a.py::t[3]", "a.py::other"]
     cases = {"a.py::t[1]": {"seconds": 5.0, "compiles": 1, "skipped": False},
-             "a.py::t[2]": {"seconds": 0.0, "compiles": 0, "skipped": True}}
-    got = du.fragment(cases, ids, cpu=set(), large={"a.py::big"})
+             "a.py::t[2]": {"seconds": 0.2, "compiles": 0, "skipped": True}}
+    got = du.fragment(cases, ids, cpu=set(), large=set())
     assert got["a.py::t[1]"] == 2 * (5 + du.TT_COMPILE_SECONDS["small"])
-    assert got["a.py::t[2]"] == got["a.py::t[1]"]          # the longest of the same test function
-    assert got["a.py::big"] == du.SKIPPED_LARGE_SECONDS and got["a.py::other"] == du.SKIPPED_SECONDS
+    assert got["a.py::t[2]"] == du.FLOOR_SECONDS                       # skipped here and in the entries
+    assert got["a.py::t[3]"] == got["a.py::t[1]"]                      # new: the longest of the same test function
+    assert got["a.py::other"] == du.NEW_TEST_SECONDS
 
 
 def test_junit_cases_become_tt_xla_test_ids(tmp_path):
