@@ -135,3 +135,15 @@ def test_pytest_arguments_as_call_test_builds_them():
                                   "--splits", "1", "--group", "1", "--splitting-algorithm", "least_duration"]
     assert runs_on(entry) == "cpu" and meshes(["t.py::a[mesh_1x8-bf16]", "t.py::b[x-mesh_8x4]"]) == {"1x8", "8x4"}
 
+
+
+def test_a_case_that_ran_wins_over_one_that_skipped(tmp_path):
+    """``.ci/run`` writes two junit files: the compile checks run standalone and skip in the harness's replay."""
+    case = ('<testsuites><testsuite><testcase classname="tests.jax.models.qwen2_5.test_tt_compile" name="test_c[x]" '
+            'time="{t}">{skip}</testcase></testsuite></testsuites>')
+    ran, skipped = tmp_path / "ran.xml", tmp_path / "skipped.xml"
+    ran.write_text(case.format(t="40.0", skip=""))
+    skipped.write_text(case.format(t="0.2", skip='<skipped message="no plugin"/>'))
+    nid = "tests/jax/models/qwen2_5/test_tt_compile.py::test_c[x]"
+    for order in ([ran, skipped], [skipped, ran]):
+        assert du.measured([str(p) for p in order])[nid]["seconds"] == 40.0

@@ -66,8 +66,8 @@ def node_id(classname: str, name: str) -> str:
 
 
 def measured(junit_paths: Iterable[str]) -> Dict[str, dict]:
-    """{node id: {"seconds", "compiles", "skipped"}} of every case of the suite in the junit files (a later
-    file's case replaces an earlier one's)."""
+    """{node id: {"seconds", "compiles", "skipped"}} of every case of the suite in the junit files (a case that ran
+    wins over one that skipped; else a later file's case replaces an earlier one's)."""
     out = {}
     for path in junit_paths:
         for case in ET.parse(path).getroot().iter("testcase"):
@@ -75,8 +75,10 @@ def measured(junit_paths: Iterable[str]) -> Dict[str, dict]:
             if not nid.startswith(PACKAGE + "/"):
                 continue
             props = {p.get("name"): p.get("value") for p in case.iter("property")}
-            out[nid] = {"seconds": float(case.get("time") or 0.0), "compiles": int(props.get("xla_compiles") or 0),
-                        "skipped": case.find("skipped") is not None}
+            got = {"seconds": float(case.get("time") or 0.0), "compiles": int(props.get("xla_compiles") or 0),
+                   "skipped": case.find("skipped") is not None}
+            if nid not in out or not got["skipped"] or out[nid]["skipped"]:
+                out[nid] = got
     return out
 
 
