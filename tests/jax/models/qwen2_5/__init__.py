@@ -55,8 +55,29 @@ def _one_import_name() -> None:
 _one_import_name()
 
 from .model import (CheckpointError, PARTITION_RULES, Qwen2Config, Qwen2TP, TPLayout,  # noqa: E402
-                    UnsupportedConfigError, UnsupportedParallelismError, load_model, make_mesh,
-                    supported_tp_degrees)
+                    UnsupportedConfigError, UnsupportedParallelismError, make_mesh, supported_tp_degrees)
+from .model import load_model as _load_on_mesh  # noqa: E402
+
+
+def load_model(checkpoint_dir, mesh, dtype="float32", max_cache_length=None, compiler_options=None,
+               tt_target=None, tt_python=None, compile_cache=None):
+    """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh`` (``model.load_model``).
+
+    ``tt_target`` (e.g. ``"wormhole_n300-llmbox"``): run every program on the emulated Tenstorrent platform
+    instead: compiled by tt-mlir for that target (compile-only, in the plugin's interpreter: ``tt_python``,
+    default ``.venv-tt``; each program once, kept in ``compile_cache``) and executed chip by chip by the TTNN
+    executor on ``mesh``'s CPU devices (docs/emulated.md). Without the plugin or the target's descriptor it
+    raises, naming what is missing; it never falls back to XLA:CPU.
+    """
+    if tt_target is None:
+        if tt_python is not None or compile_cache is not None:
+            raise ValueError("tt_python and compile_cache apply to the emulated platform: pass tt_target")
+        return _load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options)
+    from .tenstorrent.emulated.api import load_model as load_emulated
+
+    return load_emulated(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, tt_target=tt_target,
+                         tt_python=tt_python, compile_cache=compile_cache)
+
 
 __all__ = [
     "CheckpointError", "PARTITION_RULES", "Qwen2Config", "Qwen2TP", "TPLayout",

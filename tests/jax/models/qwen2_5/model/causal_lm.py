@@ -27,9 +27,14 @@ class Qwen2TP:
     """
 
     def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32",
-                 max_cache_length: Optional[int] = None, compiler_options: Optional[dict] = None):
+                 max_cache_length: Optional[int] = None, compiler_options: Optional[dict] = None,
+                 programs=None):
         self.config = config
         self.compiler_options = compiler_options
+        # None: every program is jax.jit on the mesh's devices; else a program backend that stands in for the
+        # devices (the emulated Tenstorrent platform: tenstorrent/emulated/), with ``platform`` and
+        # ``jit(model, fn, name, donate_argnums)``.
+        self.programs = programs
         self.max_cache_length = cache_limit(config, max_cache_length)
         self.mesh = mesh
         self.dtype = dtype
@@ -39,13 +44,31 @@ class Qwen2TP:
         self.param_specs = partition_specs(params)
         self._forward_fns = {}
 
-    def jit_options(self) -> dict:
-        """``jax.jit`` keywords of every program: tt-mlir's compile options on Tenstorrent devices (this
-        model's, else ``TT_COMPILER_OPTIONS``); none elsewhere (XLA:CPU rejects them)."""
-        if self.mesh.devices.flat[0].platform != "tt":
-            return {}
+    @property
+    def platform(self) -> str:
+        """Where the programs run: the mesh's platform (``tt``, ``cpu``) or the program backend's
+        (``tt-emulated``)."""
+        return self.programs.platform if self.programs is not None else self.mesh.devices.flat[0].platform
+
+    def tt_compiler_options(self) -> dict:
+        """tt-mlir's compile options for every program: this model's, else ``TT_COMPILER_OPTIONS``."""
         options = self.compiler_options if self.compiler_options is not None else TT_COMPILER_OPTIONS
-        return {"compiler_options": dict(options)} if options else {}
+        return dict(options or {})
+
+    def jit_options(self) -> dict:
+        """``jax.jit`` keywords of every program: tt-mlir's compile options on Tenstorrent devices; none
+        elsewhere (XLA:CPU rejects them; a program backend passes them to its own compiler)."""
+        if self.programs is not None or self.mesh.devices.flat[0].platform != "tt":
+            return {}
+        options = self.tt_compiler_options()
+        return {"compiler_options": options} if options else {}
+
+    def jit(self, fn, name: str, donate_argnums=()):
+        """Every program of the model is built here: ``jax.jit`` on the mesh's devices, or the program
+        backend's stand-in (called like it, with ``.lower``)."""
+        if self.programs is not None:
+            return self.programs.jit(self, fn, name, donate_argnums=donate_argnums)
+        return jax.jit(fn, donate_argnums=donate_argnums, **self.jit_options())
 
     # --- forward ---------------------------------------------------------------------------
     def _forward_fn(self, batch_axis):
@@ -63,8 +86,8 @@ class Qwen2TP:
             sharded = shard_map(shard_fn, self.mesh, in_specs=(self.param_specs, row, row),
                                 out_specs=P(batch_axis, None, MODEL_AXIS))
             vocab = self.config.vocab_size
-            self._forward_fns[batch_axis] = jax.jit(lambda p, i, m: sharded(mark_weights(p), i, m)[..., :vocab],
-                                                    **self.jit_options())
+            self._forward_fns[batch_axis] = self.jit(lambda p, i, m: sharded(mark_weights(p), i, m)[..., :vocab],
+                                                     "forward")
         return self._forward_fns[batch_axis]
 
     def forward(self, input_ids, attention_mask=None) -> jax.Array:
@@ -96,6 +119,9 @@ DEFAULT_MAX_CACHE_LENGTH = 4096
 # them from --tt-optimization-level, --tt-weight-dtype, --tt-math-fidelity): optimization_level,
 # experimental_weight_dtype, math_fidelity, ...
 TT_COMPILER_OPTIONS: dict = {}
+# A program backend for every model loaded without one (``mesh -> backend or None``): the suite sets it on its
+# tt-emulated platform, so that the tests' ``load_model`` calls run there unchanged.
+DEFAULT_PROGRAMS = None
 
 
 def cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
@@ -107,14 +133,16 @@ def cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
 
 
 def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None,
-               compiler_options: Optional[dict] = None) -> Qwen2TP:
+               compiler_options: Optional[dict] = None, programs=None) -> Qwen2TP:
     """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh``.
 
     The config and the mesh's "model" size are checked before any weight is read.
     ``max_cache_length`` bounds prompt + generated tokens in ``generate`` (default
     min(4096, max_position_embeddings)). ``compiler_options``: tt-mlir's compile options for every
     program on Tenstorrent devices (e.g. ``{"optimization_level": "1", "experimental_weight_dtype":
-    "bfp_bf8"}``; default ``TT_COMPILER_OPTIONS``), ignored elsewhere.
+    "bfp_bf8"}``; default ``TT_COMPILER_OPTIONS``), ignored elsewhere. ``programs``: a program backend in
+    place of ``jax.jit`` on the mesh's devices (default ``DEFAULT_PROGRAMS(mesh)`` when that is set): the
+    package's ``load_model(..., tt_target=...)`` passes the emulated Tenstorrent platform's.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -122,4 +150,6 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
     cache_limit(config, max_cache_length)
     layout = TPLayout(config, model_size(mesh))  # raises with the supported T values
     params = load_params(checkpoint_dir, config, layout, mesh, dtype)
-    return Qwen2TP(config, mesh, params, dtype, max_cache_length, compiler_options)
+    if programs is None and DEFAULT_PROGRAMS is not None:
+        programs = DEFAULT_PROGRAMS(mesh)
+    return Qwen2TP(config, mesh, params, dtype, max_cache_length, compiler_options, programs)

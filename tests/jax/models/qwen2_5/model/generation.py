@@ -146,7 +146,7 @@ def _generate_program(model, batch_axis, cache_len: int):
 
     row = P(batch_axis, None)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, P(), P(), P()), out_specs=row)
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), **model.jit_options())
+    return model.jit(lambda params, *args: fn(mark_weights(params), *args), "generate_loop")
 
 
 def _program(model, key, build):
@@ -194,9 +194,9 @@ LOOPS = ("device", "host")
 
 
 def default_loop(model) -> str:
-    """``device`` (one program with a ``while`` loop) except on Tenstorrent, whose compiler gained
-    ``stablehlo.while`` only recently: there the host drives one decode-step program per token."""
-    return "host" if model.mesh.devices.flat[0].platform == "tt" else "device"
+    """``device`` (one program with a ``while`` loop) except on Tenstorrent (``tt``, ``tt-emulated``), whose
+    compiler gained ``stablehlo.while`` only recently: there the host drives one decode-step program per token."""
+    return "host" if model.platform.startswith("tt") else "device"
 
 
 def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32,
@@ -250,7 +250,7 @@ def _forced_program(model, batch_axis, cache_len: int):
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, row),
                    out_specs=P(batch_axis, None, MODEL_AXIS))
     vocab = model.config.vocab_size
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args)[..., :vocab], **model.jit_options())
+    return model.jit(lambda params, *args: fn(mark_weights(params), *args)[..., :vocab], "forced_decode")
 
 
 def cached_step_logits(model, input_ids, attention_mask, forced_tokens) -> np.ndarray:
@@ -278,7 +278,7 @@ def _prefill_program(model, batch_axis, cache_len: int):
     row, vec = P(batch_axis, None), P(batch_axis)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row),
                    out_specs=(vec, _cache_specs(model, batch_axis), row, vec))
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), **model.jit_options())
+    return model.jit(lambda params, *args: fn(mark_weights(params), *args), "prefill")
 
 
 def _step_program(model, batch_axis, cache_len: int):
@@ -293,8 +293,7 @@ def _step_program(model, batch_axis, cache_len: int):
     caches, row, vec = _cache_specs(model, batch_axis), P(batch_axis, None), P(batch_axis)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, caches, row, vec, vec, P()),
                    out_specs=(vec, caches, row))
-    return jax.jit(lambda params, *args: fn(mark_weights(params), *args), donate_argnums=(1, 2),
-                   **model.jit_options())
+    return model.jit(lambda params, *args: fn(mark_weights(params), *args), "decode_step", donate_argnums=(1, 2))
 
 
 def generate_host_loop(model, ids, mask, max_new_tokens, eos, pad, batch_axis, cache_len, programs=None) -> np.ndarray:

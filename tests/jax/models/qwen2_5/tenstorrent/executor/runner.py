@@ -52,10 +52,10 @@ class BoundProgram:
             if arg.argument_type == "parameter":  # the same shards for the same weights: cached const-evals hit
                 got = self._shards.get(id(leaf))
                 if got is None or got[0] is not leaf:
-                    got = self._shards[id(leaf)] = (leaf, self._split(arg, np.asarray(leaf), sharding))
+                    got = self._shards[id(leaf)] = (leaf, self._split(arg, leaf, sharding))
                 inputs.append(got[1])
             else:
-                inputs.append(self._split(arg, np.asarray(leaf), sharding))
+                inputs.append(self._split(arg, leaf, sharding))
         outs = self.executor.run(inputs)
         if len(outs) != len(self.out_avals):
             raise ExecutionError(f"{self.name}: @main returns {len(outs)} results, the program {len(self.out_avals)}")
@@ -64,6 +64,12 @@ class BoundProgram:
         return jax.tree.unflatten(self.out_tree, flat)
 
     def _split(self, arg, x, sharding):
+        if (isinstance(x, jax.Array) and arg.shard_status != "unsharded"
+                and set(x.sharding.device_set) == set(self.devices) and x.sharding.is_equivalent_to(sharding, x.ndim)):
+            # a device array sharded as the program takes it: each device's own shard, without a gathered copy
+            mine = {s.device: s.data for s in x.addressable_shards}
+            return [np.asarray(mine[dev]) for dev in self.devices]
+        x = np.asarray(x)
         if arg.shard_status == "unsharded":
             return [x] * len(self.devices)
         where = sharding.devices_indices_map(x.shape)
@@ -93,8 +99,9 @@ class BoundProgram:
 
 
 def _host_dtype(dtype):
-    dtype = np.dtype(dtype)
-    return np.float32 if dtype.kind == "V" or dtype.name == "bfloat16" else dtype
+    """The result's numpy dtype: the program's own (bfloat16 as ml_dtypes' bfloat16), so that a result fed
+    back to a program (the host loop's caches) has the type it was lowered for."""
+    return np.dtype(dtype)
 
 
 def bind(module_text: str, lowered, name: str = "program") -> BoundProgram:
