@@ -22,7 +22,7 @@ def test_the_registered_plugin_is_the_module_the_tests_import(request):
     registered = [p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None)
                   and os.path.samefile(p.__file__, plugin.__file__)]
     assert registered and all(p is plugin for p in registered), [getattr(p, "__name__", p) for p in registered]
-    assert request.config.qwen_platform in ("cpu", "tt")  # set by that plugin's pytest_configure
+    assert request.config.qwen_platform in ("cpu", "tt", "tt-emulated")  # set by that plugin's pytest_configure
 
 
 def test_both_import_names_give_the_same_module_objects():

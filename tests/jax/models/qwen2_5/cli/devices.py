@@ -10,7 +10,10 @@ import importlib.metadata
 import importlib.util
 import os
 
-PLATFORMS = ("auto", "tt", "cpu")
+PLATFORMS = ("auto", "tt", "cpu", "tt-emulated")
+# tt-emulated: the meshes are fake CPU devices and every model program runs on tt-mlir's compiled program for a
+# Tenstorrent target, in the TTNN executor (tenstorrent/emulated/); JAX itself sees only the CPU.
+HOST_PLATFORMS = ("cpu", "tt-emulated")
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
 _SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 _DISABLED_PASSES = "--xla_disable_hlo_passes"
@@ -26,7 +29,8 @@ def tt_plugin_installed() -> bool:
 
 
 def resolve_platform(choice: str) -> str:
-    """``auto`` -> ``tt`` when the plugin is installed, else ``cpu``; ``tt`` without it raises."""
+    """``auto`` -> ``tt`` when the plugin is installed, else ``cpu``; ``tt`` without it raises; ``tt-emulated``
+    is checked where its platform is built (it needs a plugin interpreter of its own, not this one's)."""
     if choice not in PLATFORMS:
         raise ValueError(f"platform must be one of {PLATFORMS}, got {choice!r}")
     if choice == "auto":
@@ -36,14 +40,20 @@ def resolve_platform(choice: str) -> str:
     return choice
 
 
+def jax_platform(platform: str) -> str:
+    """The JAX platform a suite platform's meshes live on (``tt-emulated``: the CPU)."""
+    return "cpu" if platform == "tt-emulated" else platform
+
+
 def prepare_platform(platform: str, cpu_devices: int) -> None:
     """Before JAX's backend starts: pick the platforms and the number of host (CPU) devices.
 
-    On ``cpu`` the meshes use ``cpu_devices`` fake devices; on ``tt`` one CPU device remains
-    for the single-device reference.
+    On ``cpu`` and ``tt-emulated`` the meshes use ``cpu_devices`` fake devices; on ``tt`` one CPU device
+    remains for the single-device reference.
     """
-    os.environ.setdefault("JAX_PLATFORMS", "cpu" if platform == "cpu" else "tt,cpu")
-    count = cpu_devices if platform == "cpu" else 1
+    host = platform in HOST_PLATFORMS
+    os.environ.setdefault("JAX_PLATFORMS", "cpu" if host else "tt,cpu")
+    count = cpu_devices if host else 1
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_COUNT_FLAG)]
     # XLA:CPU computes bfloat16 products in float32, converting each weight. Two of its defaults make
     # all converted weights of a program live at once, so a 28-layer bfloat16 7B cannot fit 24 GiB:

@@ -35,7 +35,16 @@ def build_parser() -> Parser:
                    help="Hugging Face checkpoint directory (env QWEN2_5_MODEL_PATH); default: a random one")
     p.add_argument("--mesh", type=mesh_shape, default=(1, 1),
                    help="BxM mesh: B on 'batch', M on 'model' (e.g. 2x4, 1x8, 8x4, 1x32)")
-    p.add_argument("--platform", choices=("auto", "tt", "cpu"), default="auto")
+    p.add_argument("--platform", choices=("auto", "tt", "cpu", "tt-emulated"), default="auto",
+                   help="tt-emulated: every program compiled by tt-mlir for a Tenstorrent target (compile-only, in "
+                        "--tt-python's plugin) and run by the TTNN executor on the CPU (docs/emulated.md)")
+    p.add_argument("--tt-emulated-targets", default="",
+                   help="tt-emulated: comma-separated targets, each for the meshes of its chip count (default "
+                        "blackhole_p150, wormhole_n300-llmbox, blackhole_galaxy)")
+    p.add_argument("--tt-python", default=None, help="tt-emulated: a Python with a Tenstorrent PJRT plugin "
+                   "(default: .venv-tt)")
+    p.add_argument("--tt-compile-cache", default=None, help="tt-emulated: where compiled programs are kept "
+                   "(env QWEN2_5_TT_COMPILE_CACHE; default ~/.cache/qwen2_5_tt_compile)")
     p.add_argument("--samples", default="100", help="first N test problems, or 'all' (1319)")
     p.add_argument("--gsm8k-path", default=None, help="directory with test.jsonl/train.jsonl, or one .jsonl "
                    "(env GSM8K_PATH); default: the Hugging Face dataset openai/gsm8k")
@@ -90,6 +99,7 @@ def parse_args(argv=None):
     if not os.path.isdir(report_dir):
         p.fail(f"argument --report: directory {report_dir!r} does not exist")
     check_run_dir(p, args)
+    args.tt_targets = emulated_targets(p, args)
 
     from ..model.config import Qwen2Config
     from ..model.generation import MIN_BUCKET, cache_length
@@ -128,6 +138,23 @@ def parse_args(argv=None):
 
 
 CHAT_GEOMETRY = "gqa28x4"  # the random checkpoint built without --model-path
+
+
+def emulated_targets(p: Parser, args) -> dict:
+    """{mesh: target name} on --platform tt-emulated ({} elsewhere): each mesh on the target of its chip count;
+    a usage error for an unknown target, a mesh no target holds, no plugin interpreter or no descriptor."""
+    if args.platform != "tt-emulated":
+        if args.tt_emulated_targets:
+            p.fail("--tt-emulated-targets applies to --platform tt-emulated")
+        return {}
+    from ..tenstorrent.emulated.platform import EmulatedPlatform, EmulationUnavailable, parse_targets
+
+    try:
+        platform = EmulatedPlatform(parse_targets(args.tt_emulated_targets.split(",")), tt_python=args.tt_python,
+                                    compile_cache=args.tt_compile_cache)
+        return {mesh_text(shape): platform.check(shape[0] * shape[1]).name for shape in (args.meshes or [args.mesh])}
+    except (EmulationUnavailable, ValueError) as e:
+        p.fail(f"--platform tt-emulated: {e}")
 
 
 def check_run_dir(p: Parser, args) -> None:
@@ -190,8 +217,10 @@ def main(argv=None) -> int:
     from .evaluate import Settings, evaluate, summary_line, write_report
     from .prompts import choose
 
+    from ..cli.devices import jax_platform
+
     try:
-        mesh = make_mesh(shape, platform=platform)
+        mesh = make_mesh(shape, platform=jax_platform(platform))
     except ValueError as e:
         build_parser().fail(str(e))
     try:
@@ -215,12 +244,17 @@ def main(argv=None) -> int:
 
     protocol = choose(args.protocol, tokenizer, args.shots, args.seed)
     train = load_split("train", args.gsm8k_path) if protocol.name == "fewshot" else None
-    model = load_model(path, mesh, dtype=dtype, max_cache_length=args.max_cache_length)
+    emulated = ({"tt_target": args.tt_targets[mesh_name], "tt_python": args.tt_python,
+                 "compile_cache": args.tt_compile_cache} if args.tt_targets else {})
+    model = load_model(path, mesh, dtype=dtype, max_cache_length=args.max_cache_length, **emulated)
     settings = Settings(protocol, args.max_new_tokens, args.batch_size, dtype)
     report = evaluate(model, path, tokenizer, problems, settings, train, reference=args.reference,
                       cache_dir=args.reference_cache, rerun_reference=args.rerun_reference,
                       mesh=mesh_name, show_progress=True,
                       release_before_reference=True)
+    report["platform"] = platform
+    if args.tt_targets:
+        report["tt_targets"] = dict(args.tt_targets)
     write_report(report, args.report)
     print(summary_line(report))
     print(f"accuracy {report['accuracy']:.1f}% ({report['correct']}/{report['problems']})")
@@ -244,7 +278,7 @@ def run_main(args) -> int:
         platform = resolve_platform(args.platform)
     except ValueError as e:
         p.fail(str(e))
-    if platform != "cpu":  # on the CPU each worker makes the fake devices its mesh needs
+    if platform not in ("cpu", "tt-emulated"):  # on the CPU each worker makes the fake devices its mesh needs
         need = max(a * b for a, b in args.mesh_list)
         have = platform_devices(platform)
         if have < need:
@@ -292,7 +326,7 @@ def run_main(args) -> int:
     encoded = encode(tokenizer, build_prompts(problems, protocol, tokenizer, train))
     settings = Settings(protocol, args.max_new_tokens, args.batch_size, dtype)
     header = run.header_for(settings, problems, describe_tokenizer(tokenizer), checkpoint_fingerprint(path), stops,
-                            pad, encoded, platform, args.max_cache_length)
+                            pad, encoded, platform, args.max_cache_length, args.tt_targets)
     path_j = journal.path_in(args.run_dir)
     if args.resume:
         old, _, _ = journal.read(path_j)
@@ -304,7 +338,8 @@ def run_main(args) -> int:
     else:
         journal.start(path_j, header)
     run.write_json(os.path.join(args.run_dir, run.PLAN), {
-        "checkpoint": os.path.abspath(path), "platform": platform, "protocol": dataclasses.asdict(protocol),
+        "checkpoint": os.path.abspath(path), "platform": platform, "tt_targets": args.tt_targets,
+        "tt_python": args.tt_python, "tt_compile_cache": args.tt_compile_cache, "protocol": dataclasses.asdict(protocol),
         "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "dtype": dtype,
         "max_cache_length": args.max_cache_length, "stop_ids": stops, "pad_id": pad,
         "problem_ids": [q.id for q in problems], "encoded": encoded})

@@ -35,9 +35,10 @@ def _sha256(value) -> str:
 
 
 def header_for(settings, problems, tokenizer_info: dict, fingerprint: list, stops, pad, encoded, platform: str,
-               max_cache_length: int) -> dict:
-    """What a journal is bound to: a resumed run must agree on every field."""
-    return {"settings": settings.describe(), "max_cache_length": max_cache_length, "platform": platform,
+               max_cache_length: int, tt_targets: Optional[dict] = None) -> dict:
+    """What a journal is bound to: a resumed run must agree on every field (on tt-emulated, the targets too)."""
+    extra = {"tt_targets": dict(tt_targets)} if tt_targets else {}
+    return {"settings": settings.describe(), "max_cache_length": max_cache_length, "platform": platform, **extra,
             "problems": [p.id for p in problems],
             "problems_sha256": _sha256([[p.id, p.question, p.gold] for p in problems]),
             "tokenizer": tokenizer_info, "checkpoint": fingerprint, "stop_ids": list(stops), "pad_id": pad,
@@ -75,14 +76,17 @@ def worker(run_dir: str, run: str) -> int:
         model = torch_model(plan["checkpoint"], settings.dtype)
         complete = torch_completions
     else:
-        from ..cli.devices import parse_mesh, prepare_platform
+        from ..cli.devices import jax_platform, parse_mesh, prepare_platform
 
         shape = parse_mesh(run)
         prepare_platform(plan["platform"], shape[0] * shape[1])
         from .. import load_model, make_mesh
 
-        model = load_model(plan["checkpoint"], make_mesh(shape, platform=plan["platform"]), dtype=settings.dtype,
-                           max_cache_length=plan["max_cache_length"])
+        target = (plan.get("tt_targets") or {}).get(run)  # tt-emulated: the Tenstorrent target of this mesh
+        emulated = ({"tt_target": target, "tt_python": plan.get("tt_python"),
+                     "compile_cache": plan.get("tt_compile_cache")} if target else {})
+        model = load_model(plan["checkpoint"], make_mesh(shape, platform=jax_platform(plan["platform"])),
+                           dtype=settings.dtype, max_cache_length=plan["max_cache_length"], **emulated)
         complete = jax_completions
     from tqdm import tqdm
 
@@ -126,6 +130,8 @@ def assemble(run_dir: str, runs: List[str], problems, tokenizer, protocol, encod
 
     header, lines, _ = journal.read(journal.path_in(run_dir))
     done = journal.done_batches(lines)
+    with open(os.path.join(run_dir, PLAN)) as f:
+        plan = json.load(f)
     index = {p.id: i for i, p in enumerate(problems)}
     prompt_tokens = [len(e) for e in encoded]
     stops = header["stop_ids"]
@@ -147,7 +153,8 @@ def assemble(run_dir: str, runs: List[str], problems, tokenizer, protocol, encod
                         "seconds": seconds, "tokens_per_second": generated / seconds if seconds else None}
     ref = results[REFERENCE]
     report = {"run_dir": os.path.abspath(run_dir), "settings": header["settings"], "tokenizer": header["tokenizer"],
-              "stop_ids": stops, "problems": len(problems), "margin": margin,
+              "stop_ids": stops, "problems": len(problems), "margin": margin, "platform": header.get("platform"),
+              "tt_targets": plan.get("tt_targets") or {},
               "reference": {k: v for k, v in ref.items() if k != "tokens"}, "meshes": {}}
     one = results.get("1x1")
     for run in runs:
@@ -203,6 +210,11 @@ def markdown(report: dict) -> str:
              f"{s['batch_size']}; tokenizer {report['tokenizer']['class']} ({report['tokenizer']['vocab']} tokens). "
              f"Parity: the 95% interval (Newcombe, paired) of the accuracy difference lies within "
              f"+-{report['margin']:g} points, against the 1x1 run and against PyTorch.",
+             "",
+             f"Platform {report.get('platform') or '?'}"
+             + ("; Tenstorrent targets (compiled by tt-mlir, run by the TTNN executor): "
+                + ", ".join(f"{m} on {t}" for m, t in report["tt_targets"].items()) if report.get("tt_targets") else "")
+             + ".",
              "",
              "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]

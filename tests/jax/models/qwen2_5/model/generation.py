@@ -130,19 +130,21 @@ def _generate_program(model, batch_axis, cache_len: int):
         def cond(state):
             # Each batch shard stops on its own rows; the "model" group of a shard holds the
             # same rows, so its collectives always run the same number of steps.
-            i, _, _, _, _, done = state
+            i, _, _, _, _, _, done = state
             return (i < n_new) & ~jnp.all(done)
 
         def body(state):
-            i, token, caches, key_mask, out, done = state
-            # the token generated at index i-1 is fed at cache slot p+i-1, RoPE position length+i-1
-            logits, caches, key_mask = steps.decode(caches, key_mask, token, lengths + i - 1, p + i - 1)
+            i, slot, token, caches, key_mask, out, done = state
+            # the token generated at index i-1 is fed at cache slot p+i-1, RoPE position length+i-1. The slot
+            # is carried, not computed as p + i - 1: tt-mlir folds that constant into the loop counter and
+            # writes the cache at slot i - 1 (docs/emulated.md, "What it found").
+            logits, caches, key_mask = steps.decode(caches, key_mask, token, lengths + i - 1, slot)
             token = greedy_token(logits, model.layout.tp)
             out, done = emit(out, done, token, i)
-            return i + 1, token, caches, key_mask, out, done
+            return i + 1, slot + 1, token, caches, key_mask, out, done
 
-        state = (jnp.int32(1), token, caches, key_mask, out, done)
-        return jax.lax.while_loop(cond, body, state)[4]
+        state = (jnp.int32(1), jnp.int32(p), token, caches, key_mask, out, done)
+        return jax.lax.while_loop(cond, body, state)[5]
 
     row = P(batch_axis, None)
     fn = shard_map(run, model.mesh, in_specs=(model.param_specs, row, row, P(), P(), P()), out_specs=row)
@@ -239,11 +241,11 @@ def _forced_program(model, batch_axis, cache_len: int):
         logits, caches, key_mask, lengths = steps.prefill(ids, mask)
 
         def body(carry, i):
-            caches, key_mask = carry
-            logits, caches, key_mask = steps.decode(caches, key_mask, forced[:, i], lengths + i, p + i)
-            return (caches, key_mask), logits
+            caches, key_mask, slot = carry  # slot p + i, carried (see _generate_program)
+            logits, caches, key_mask = steps.decode(caches, key_mask, forced[:, i], lengths + i, slot)
+            return (caches, key_mask, slot + 1), logits
 
-        _, rest = jax.lax.scan(body, (caches, key_mask), jnp.arange(forced.shape[1], dtype=jnp.int32))
+        _, rest = jax.lax.scan(body, (caches, key_mask, jnp.int32(p)), jnp.arange(forced.shape[1], dtype=jnp.int32))
         return jnp.concatenate([logits[:, None], jnp.swapaxes(rest, 0, 1)], axis=1)  # [b, n+1, v]
 
     row = P(batch_axis, None)

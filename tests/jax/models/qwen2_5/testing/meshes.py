@@ -28,8 +28,8 @@ def build_mesh(config, shape):
     import jax
 
     platform = config.qwen_platform  # set by the plugin's pytest_configure
-    # On TT the single-device reference runs on the CPU.
-    where = "cpu" if (platform == "tt" and shape == (1, 1)) else platform
+    # On TT the single-device reference runs on the CPU; the emulated platform's meshes are CPU devices.
+    where = "cpu" if (platform == "tt" and shape == (1, 1)) or platform == "tt-emulated" else platform
     devices = jax.devices(where)
     need = shape[0] * shape[1]
     if len(devices) < need:

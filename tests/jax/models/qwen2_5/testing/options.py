@@ -34,9 +34,17 @@ def _opt(name: str, **kwargs) -> Option:
 
 # The suite's own options (environment defaults read when the table is built, at the first import).
 SUITE = (
-    _opt("--platform", choices=("auto", "tt", "cpu"), default=os.environ.get("QWEN2_5_PLATFORM", "auto"),
-         help="device platform for the meshes: tt (Tenstorrent PJRT plugin), cpu (32 fake host devices) or auto "
-              "(tt when pjrt-plugin-tt is installed). Env: QWEN2_5_PLATFORM"),
+    _opt("--platform", choices=("auto", "tt", "cpu", "tt-emulated"), default=os.environ.get("QWEN2_5_PLATFORM", "auto"),
+         help="device platform for the meshes: tt (Tenstorrent PJRT plugin), cpu (32 fake host devices), "
+              "tt-emulated (every model program compiled by tt-mlir for a Tenstorrent target and run by the TTNN "
+              "executor on 32 fake host devices) or auto (tt when pjrt-plugin-tt is installed). Env: QWEN2_5_PLATFORM"),
+    _opt("--tt-emulated-targets", default=os.environ.get("QWEN2_5_TT_EMULATED_TARGETS", ""),
+         help="tt-emulated: comma-separated targets, each for the meshes of its chip count (default "
+              "blackhole_p150 for 1x1, wormhole_n300-llmbox for 1x8 and 2x4, blackhole_galaxy for 1x32 and 8x4; "
+              "blackhole_8xp150 for 8 chips on Blackhole). Env: QWEN2_5_TT_EMULATED_TARGETS"),
+    _opt("--tt-compile-cache", default=None,
+         help="tt-emulated: where each compiled TTNN module is kept, keyed by its StableHLO, target and options "
+              "(env QWEN2_5_TT_COMPILE_CACHE; default ~/.cache/qwen2_5_tt_compile)"),
     # Real checkpoint and GSM8K (test_gsm8k.py).
     _opt("--model-path", default=os.environ.get("QWEN2_5_MODEL_PATH"),
          help="a real Qwen2.5 Hugging Face checkpoint directory for the real-checkpoint GSM8K tests "
@@ -73,7 +81,7 @@ SUITE = (
          help="more directories of Tenstorrent system descriptors (.ttsys), os.pathsep-separated "
               "(env QWEN2_5_TT_SYSTEM_DESCS), e.g. ../shared/tt_system_descs or tt-xla's "
               "tests/cpu_compile_only/system_descs"),
-    # tt-mlir's compile options, for every compile check and for the model's programs on --platform tt
+    # tt-mlir's compile options, for every compile check and for the model's programs on --platform tt and tt-emulated
     _opt("--tt-optimization-level", type=int, choices=(0, 1, 2), default=None,
          help="tt-mlir's optimization_level (default: the plugin's, 0); tt-xla measured Qwen2.5-7B one-chip PCC "
               "0.947 at 0, 0.920 at 1, 0.788 at 2 (tt-xla #3964)"),

@@ -70,11 +70,15 @@ def pytest_configure(config):
     prepare_platform(platform, FAKE_CPU_DEVICES)
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    if platform == "tt":  # the model's programs compile with the session's tt-mlir options
+    if platform in ("tt", "tt-emulated"):  # the model's programs compile with the session's tt-mlir options
         from ..model import causal_lm
         from .tt_workers import compiler_options
 
         causal_lm.TT_COMPILER_OPTIONS.update(dict(compiler_options(config)))
+    if platform == "tt-emulated":
+        from .emulated import configure
+
+        configure(config)
     partitioner = options.get(config, "--partitioner")
     if partitioner:
         import jax
@@ -116,9 +120,14 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
+    emulated = getattr(item.config, "qwen_emulated", None)
+    before = emulated.snapshot() if emulated is not None and properties.ours(item) else None
     yield from _counting_compiles(item)
     if properties.ours(item):  # XLA programs compiled in set-up and call: the CI durations' estimate (ttxla_ci/)
         item.user_properties.append(("xla_compiles", getattr(item, "_qwen_xla_compiles", 0)))
+    if before is not None:  # tt-emulated: the targets the test's programs ran on and the ops executed there
+        for key, value in emulated.properties(before).items():
+            item.user_properties.append((key, value))
 
 
 def _counting_compiles(item):
@@ -133,12 +142,21 @@ def _counting_compiles(item):
 
 
 def pytest_report_header(config):
-    return f"qwen2_5: platform={getattr(config, 'qwen_platform', '?')}"
+    line = f"qwen2_5: platform={getattr(config, 'qwen_platform', '?')}"
+    emulated = getattr(config, "qwen_emulated", None)
+    if emulated is not None:
+        line += " (" + ", ".join(f"{n} chips: {t.name}" for n, t in sorted(emulated.targets.items())) + ")"
+    return line
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """A table of this session's GSM8K results (read back from the JSON reports, so it also
     works under pytest-xdist)."""
+    from .emulated import summary
+
+    line = summary(config)
+    if line:
+        terminalreporter.write_line(line)
     report_dir = gsm8k_report_dir(config)
     start = getattr(config, "qwen_session_start", 0)
     rows = []

@@ -17,7 +17,7 @@ def record_model(node, checkpoint: str, mesh, report: dict = None, **extra) -> N
     node.user_properties.append(("checkpoint", checkpoint))
     node.user_properties.append(("mesh", mesh_name(mesh)))
     tt_options = {}
-    if mesh.devices.flat[0].platform == "tt":  # the tt-mlir options the programs compiled with
+    if mesh.devices.flat[0].platform == "tt" or node.config.qwen_platform == "tt-emulated":  # the tt-mlir options
         from ..model.causal_lm import TT_COMPILER_OPTIONS
 
         tt_options = dict(TT_COMPILER_OPTIONS)

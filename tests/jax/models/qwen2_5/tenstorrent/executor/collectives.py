@@ -14,7 +14,10 @@ Each op takes every device's input and returns every device's result:
 * ``mesh_partition``: member k keeps chunk k of its own input along ``dim`` (no data moves);
 * ``mesh_shard``: ``full_to_shard`` splits a host-side full tensor over the mesh (``shard_dims`` names the
   tensor dimension each mesh axis splits, -1 for none; ``replicate`` gives each device the whole tensor),
-  ``shard_to_full`` concatenates the devices' shards back (replicas must agree).
+  ``shard_to_full`` concatenates the devices' shards back (replicas must agree);
+* ``distribute_tensor``: a host tensor (the same on every device) replicated or split per mesh dimension
+  (``mapper_config``'s placements), as GSPMD-partitioned programs take an unsharded input;
+* ``aggregate_tensor``: the inverse, the devices' shards joined into one host tensor (``composer_config``'s dims).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import List, Tuple
 import numpy as np
 
 from .ops import KERNEL_ONLY, UnsupportedOp, _out
+from ..ttnn.attributes import mesh_composer, mesh_mapper
 from .values import enum, int_list, number
 
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
@@ -139,6 +143,43 @@ def mesh_shard(op, per_device, mesh):
     raise UnsupportedOp(f"mesh_shard direction {direction}")
 
 
+def distribute_tensor(op, per_device, mesh):
+    """A host tensor put on the mesh: per mesh dimension (rows, then columns) ``replicate`` gives every device of
+    that dimension the whole tensor, ``<shard, k>`` splits tensor dimension k into equal parts, part i on the
+    devices at position i."""
+    placements, override = mesh_mapper(op.attrs["mapper_config"])
+    if override is not None and tuple(override) != tuple(mesh):
+        raise UnsupportedOp(f"distribute_tensor over mesh {override} on a {mesh[0]}x{mesh[1]} module")
+    if len(placements) != 2:
+        raise UnsupportedOp(f"distribute_tensor with {len(placements)} placements on a 2-D mesh")
+    rows, cols = mesh
+    first = per_device[0][0]
+    if any(not np.array_equal(p[0], first) for p in per_device):
+        raise UnsupportedOp("distribute_tensor of a host tensor that differs between devices")
+    out = []
+    for d in range(len(per_device)):
+        x = first
+        for pos, parts, (kind, dim) in ((d // cols, rows, placements[0]), (d % cols, cols, placements[1])):
+            if kind == "shard":
+                if x.shape[dim] % parts:
+                    raise UnsupportedOp(f"distribute_tensor: dimension {dim} ({x.shape[dim]}) over {parts} devices")
+                x = np.split(x, parts, axis=dim)[pos]
+        out.append([_out(op, x)])
+    return out
+
+
+def aggregate_tensor(op, per_device, mesh):
+    """The devices' shards joined into one host tensor (every device gets it): along tensor dimension ``dims[1]``
+    over each mesh row's devices in column order, then those rows along ``dims[0]`` in row order."""
+    dims, override = mesh_composer(op.attrs["composer_config"])
+    if override is not None and tuple(override) != tuple(mesh):
+        raise UnsupportedOp(f"aggregate_tensor over mesh {override} on a {mesh[0]}x{mesh[1]} module")
+    rows, cols = mesh
+    row_parts = [np.concatenate([per_device[r * cols + c][0] for c in range(cols)], axis=dims[1]) for r in range(rows)]
+    whole = np.concatenate(row_parts, axis=dims[0])
+    return [[_out(op, whole)] for _ in per_device]
+
+
 def _agree(pieces):
     if any(not np.array_equal(p, pieces[0]) for p in pieces):
         raise UnsupportedOp("mesh_shard shard_to_full over an unsharded mesh axis whose replicas differ")
@@ -151,5 +192,7 @@ COLLECTIVE = {
     "reduce_scatter": (reduce_scatter, ("scatter_dim", "cluster_axis", "reduce_type", "num_links", "topology")
                        + KERNEL_ONLY),
     "mesh_partition": (mesh_partition, ("dim", "cluster_axis") + KERNEL_ONLY),
+    "aggregate_tensor": (aggregate_tensor, ("composer_config",) + KERNEL_ONLY),
+    "distribute_tensor": (distribute_tensor, ("mapper_config",) + KERNEL_ONLY),
     "mesh_shard": (mesh_shard, ("shard_direction", "shard_type", "shard_dims", "shard_shape") + KERNEL_ONLY),
 }

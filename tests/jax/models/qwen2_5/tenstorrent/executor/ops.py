@@ -237,7 +237,7 @@ def _repeat(op, ins, ctx):
 
 def _rows(op, ins, ctx, scatter: bool):
     """``rows_gather``/``rows_scatter``: windows of ``windows`` rows (``column = false``: along the
-    second-to-last dimension, rows of the last; ``column = true``: along the last dimension, one row per
+    dimension ``_row_axis`` finds, a row being everything after it; ``column = true``: along the last dimension, one row per
     element of the others) starting at the indices' entries, one start per window (tt-metal's
     ``indexed_rows`` kernels of the plugin's build). The gather clamps a start so that its window fits, as
     StableHLO's gather does (``fill_out_of_bounds = false``); the scatter drops a window that does not fit,
@@ -258,12 +258,12 @@ def _rows(op, ins, ctx, scatter: bool):
         operand, idx = ins
         if number(op.attrs.get("fill_out_of_bounds", "false")):
             raise UnsupportedOp("rows_gather with fill_out_of_bounds = true is not implemented")
-    axis_len = operand.shape[-1] if column else operand.shape[-2]
-    if axis_len != size:
-        raise UnsupportedOp(f"{op.kind}: sizes = {size} but the operand's dimension holds {axis_len}")
+    axis = operand.ndim - 1 if column else _row_axis(op, operand, updates if scatter else None, size)
+    if operand.shape[axis] != size:
+        raise UnsupportedOp(f"{op.kind}: sizes = {size} but the operand's dimension holds {operand.shape[axis]}")
     if column and operand.ndim > 2 and int(np.prod(operand.shape[1:-1])) != 1:
         raise UnsupportedOp(f"{op.kind} with column = true over a table of several rows {operand.shape}")
-    width = 1 if column else operand.shape[-1]
+    width = int(np.prod(operand.shape[axis + 1:]))  # a row: every dimension after the indexed one
     groups = operand.reshape(-1, size, width)  # [n, size, width]
     n = groups.shape[0]
     starts = np.asarray(idx).astype(np.int64)
@@ -287,6 +287,19 @@ def _rows(op, ins, ctx, scatter: bool):
         return [_out(op, out.reshape(operand.shape))]
     out = np.stack([np.concatenate([groups[g, start:start + window] for start in starts[g]]) for g in range(n)])
     return [_out(op, out.reshape(op.result_types[0].shape))]
+
+
+def _row_axis(op, operand, updates, size) -> int:
+    """The dimension ``rows_gather``/``rows_scatter`` index (``column = false``): the second-to-last, unless the
+    operand's shape and the updates' (scatter) or the result's (gather) differ in one dimension only, of ``size``
+    entries: then that one (a scan's stacked output [1, steps, batch, vocab] is written a step at a time along
+    dimension 1, each row its [batch, vocab] block)."""
+    other = updates.shape if updates is not None else tuple(op.result_types[0].shape)
+    if len(other) == operand.ndim:
+        differ = [d for d in range(operand.ndim) if other[d] != operand.shape[d]]
+        if len(differ) == 1 and operand.shape[differ[0]] == size:
+            return differ[0]
+    return operand.ndim - 2
 
 
 # --- reductions and normalizations ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import ml_dtypes
 import numpy as np
@@ -106,3 +106,32 @@ def activations(text: str) -> List[Tuple[str, str]]:
     if text != "[]" and not found:
         raise ModuleFormatError(f"cannot read the activations {text[:120]!r}")
     return found
+
+
+_PLACEMENT = re.compile(r"<\s*(replicate|shard)\s*,\s*(-?\d+)\s*:\s*i32\s*>")
+_OVERRIDE = re.compile(r"mesh_shape_override\s*=\s*\[([^\]]*)\]")
+
+
+def mesh_mapper(text: str) -> Tuple[List[Tuple[str, int]], Optional[List[int]]]:
+    """``#ttnn.mesh_mapper_config<placements = [<shard, 0 : i32>, <replicate, -1 : i32>], mesh_shape_override =
+    [2 : ui32, 4 : ui32]>`` -> ([("shard", 0), ("replicate", -1)], [2, 4]) (the override None when absent): per
+    mesh dimension, whether the tensor is replicated or split along a tensor dimension."""
+    if "placements" not in text:
+        raise ModuleFormatError(f"not a mesh mapper config: {text[:200]}")
+    placements = [(kind, int(dim)) for kind, dim in _PLACEMENT.findall(text)]
+    override = _OVERRIDE.search(text)
+    shape = int_list(f"[{override.group(1)}]") if override else None
+    return placements, shape
+
+
+_DIMS = re.compile(r"dims\s*=\s*\[([^\]]*)\]")
+
+
+def mesh_composer(text: str) -> Tuple[List[int], Optional[List[int]]]:
+    """``#ttnn.mesh_composer_config<dims = [0 : i32, 2 : i32], mesh_shape_override = [2 : ui32, 4 : ui32]>`` ->
+    ([0, 2], [2, 4]): the tensor dimension along which each mesh dimension's shards are joined."""
+    dims = _DIMS.search(text)
+    if dims is None:
+        raise ModuleFormatError(f"not a mesh composer config: {text[:200]}")
+    override = _OVERRIDE.search(text)
+    return int_list(f"[{dims.group(1)}]"), (int_list(f"[{override.group(1)}]") if override else None)
