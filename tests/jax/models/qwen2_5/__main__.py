@@ -22,6 +22,8 @@ COMMANDS = {
                   "device memory budget per chip, read from the compiled TTNN programs (Tenstorrent plugin)"),
     "tt-run": ("tenstorrent.executor.command", "main",
                "run the compiled TTNN programs on the CPU, chip by chip: logits or greedy tokens (Tenstorrent plugin)"),
+    "tt-emulated-bench": ("tenstorrent.emulated.bench", "main",
+                          "the emulated platform's speed: TTNN executor against XLA:CPU (decode steps/s, 7B-width forward)"),
     "rehearsal-worker": ("synthetic.rehearsal", "main",
                          "one side (torch or jax) of the full-scale rehearsal on a synthetic checkpoint"),
     "tt-compile-worker": ("tenstorrent.compile.worker", "main",

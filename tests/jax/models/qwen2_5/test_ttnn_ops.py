@@ -205,3 +205,45 @@ def test_a_while_loop_updates_the_state_entries_its_body_returns():
     text = text.replace("  func.func public @main", body + "  func.func public @main")
     steps, value = ex.Executor(text).run([[np.int32(0)], [np.float32(1.5)], [np.float32(2.0)]])
     assert int(steps[0]) == 3 and float(value[0]) == 12.0
+
+
+@pytest.mark.cpu
+def test_distribute_and_aggregate_tensor_split_and_join_a_host_tensor():
+    """GSPMD-partitioned programs take an unsharded input and put it on the mesh with ttnn.distribute_tensor
+    (per mesh dimension: replicate, or shard along a tensor dimension) and bring a result back with
+    ttnn.aggregate_tensor (the shards joined along ``dims``: columns first, then rows)."""
+    body = ('    %0 = "ttnn.get_device"() <{mesh_offset = #ttnn<mesh_offset 0x0>, mesh_shape = #ttnn<mesh_shape 2x2>}> : '
+            '() -> !ttnn.device\n'
+            '    %1 = "ttnn.distribute_tensor"(%arg0, %0) <{mapper_config = #ttnn.mesh_mapper_config<placements = '
+            '[<shard, 0 : i32>, <replicate, -1 : i32>], mesh_shape_override = [2 : ui32, 2 : ui32]>}> : '
+            '(tensor<4x6xf32>, !ttnn.device) -> tensor<2x6xf32>\n'
+            '    %2 = "ttnn.distribute_tensor"(%arg0, %0) <{mapper_config = #ttnn.mesh_mapper_config<placements = '
+            '[<shard, 0 : i32>, <shard, 1 : i32>], mesh_shape_override = [2 : ui32, 2 : ui32]>}> : '
+            '(tensor<4x6xf32>, !ttnn.device) -> tensor<2x3xf32>\n'
+            '    %3 = "ttnn.aggregate_tensor"(%2, %0) <{composer_config = #ttnn.mesh_composer_config<dims = '
+            '[0 : i32, 1 : i32], mesh_shape_override = [2 : ui32, 2 : ui32]>}> : (tensor<2x3xf32>, !ttnn.device) '
+            '-> tensor<4x6xf32>\n'
+            '    return %1, %2, %3 : tensor<2x6xf32>, tensor<2x3xf32>, tensor<4x6xf32>')
+    text = _module(body, "%arg0: tensor<4x6xf32>", "tensor<2x6xf32>, tensor<2x3xf32>, tensor<4x6xf32>", mesh="2x2")
+    full = np.arange(24, dtype=np.float32).reshape(4, 6)
+    rows, tiles, joined = ex.Executor(text).run([[full] * 4])
+    np.testing.assert_array_equal(rows[1], full[:2])  # device 1: mesh row 0 (columns replicate)
+    np.testing.assert_array_equal(rows[2], full[2:])
+    np.testing.assert_array_equal(tiles[1], full[:2, 3:])  # mesh row 0, column 1
+    assert all(np.array_equal(j, full) for j in joined)
+
+
+@pytest.mark.cpu
+def test_rows_scatter_writes_along_the_dimension_the_shapes_name():
+    """A scan's stacked output [1, steps, batch, vocab] is written one step at a time: rows_scatter with sizes =
+    steps indexes dimension 1 (where the updates' shape differs), each row a [batch, vocab] block."""
+    body = ('    %0 = "ttnn.rows_scatter"(%arg0, %arg1, %arg2) <{column = false, reduce = #ttcore.reduce_type<invalid>, '
+            'sizes = array<i64: 3>, windows = array<i64: 1>}> : (tensor<1x3x2x4xf32>, tensor<1x1x1xsi32>, '
+            'tensor<1x1x2x4xf32>) -> tensor<1x3x2x4xf32>\n    return %0 : tensor<1x3x2x4xf32>')
+    text = _module(body, "%arg0: tensor<1x3x2x4xf32>, %arg1: tensor<1x1x1xsi32>, %arg2: tensor<1x1x2x4xf32>",
+                   "tensor<1x3x2x4xf32>")
+    update = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 4) + 1
+    (out,) = ex.Executor(text).run([[np.zeros((1, 3, 2, 4), np.float32)], [np.array([[[2]]], np.int32)], [update]])
+    expected = np.zeros((1, 3, 2, 4), np.float32)
+    expected[0, 2] = update[0, 0]
+    np.testing.assert_array_equal(out[0], expected)

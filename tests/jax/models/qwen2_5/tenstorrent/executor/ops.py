@@ -191,10 +191,19 @@ def _constant(op, ins, ctx):
 
 # --- data movement --------------------------------------------------------------------------------------
 
+def _moved(op, x):
+    """A data-movement op's result: already in the storage of its type when the element type is unchanged (no
+    rounding, no copy: the const-eval cache then holds no second copy of each weight), else rounded."""
+    t = op.result_types[0]
+    if op.operand_types[0] is not None and op.operand_types[0].dtype == t.dtype and tuple(x.shape) == tuple(t.shape):
+        return x
+    return _out(op, x)
+
+
 def _same(op, ins, ctx):
     """Layout, memory and host/device moves: the values are unchanged (a dtype change is a typecast)."""
     (a,) = ins[:1]
-    return [_out(op, a if a.dtype.kind != "f" or is_float(op.result_types[0].dtype) else np.trunc(a))]
+    return [_moved(op, a if a.dtype.kind != "f" or is_float(op.result_types[0].dtype) else np.trunc(a))]
 
 
 def _reshape(op, ins, ctx):
@@ -202,18 +211,18 @@ def _reshape(op, ins, ctx):
     shape = tuple(int_list(op.attrs["shape"])) if op.attrs["shape"] != "[]" else ()
     if shape != tuple(op.result_types[0].shape):
         raise UnsupportedOp(f"reshape attribute {shape} differs from the result type {op.result_types[0]}")
-    return [_out(op, a.reshape(shape))]
+    return [_moved(op, a.reshape(shape))]
 
 
 def _permute(op, ins, ctx):
     (a,) = ins
-    return [_out(op, np.transpose(a, int_list(op.attrs["permutation"])))]
+    return [_moved(op, np.transpose(a, int_list(op.attrs["permutation"])))]
 
 
 def _slice_static(op, ins, ctx):
     (a,) = ins
     begins, ends, steps = (int_list(op.attrs[k]) for k in ("begins", "ends", "step"))
-    return [_out(op, a[tuple(slice(b, e, s) for b, e, s in zip(begins, ends, steps))])]
+    return [_moved(op, a[tuple(slice(b, e, s) for b, e, s in zip(begins, ends, steps))])]
 
 
 def _slice_dynamic(op, ins, ctx):

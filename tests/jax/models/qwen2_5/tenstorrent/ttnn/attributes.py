@@ -5,6 +5,7 @@ Part of the module reader: what executes or budgets a module asks these, never a
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from typing import List, Optional, Tuple
@@ -25,6 +26,7 @@ _ACTIVATION = re.compile(r"#ttnn\.unary_with_param<op_type = (\w+)(.*?)>")
 _NUM = re.compile(r"^\s*([-+]?(?:0x[0-9A-Fa-f]+|[\d.]+(?:[eE][-+]?\d+)?|inf|nan)|true|false)\s*(?::\s*(\w+))?\s*$")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the executor reads the same attribute texts at every call of a program
 def number(text: str):
     """``1 : i32`` -> 1, ``9.99E-7 : f32`` -> float, ``0xFF800000 : f32`` -> -inf (bits), ``true`` -> True."""
     got = _NUM.match(text)
@@ -49,6 +51,15 @@ def number(text: str):
 
 def int_list(text: str) -> List[int]:
     """``[1 : i32, 2 : i32]``, ``array<i64: 1, 0, 2>``, ``#ttnn.shape<1x1x8>``, ``#ttcore.loop_bound<31>``, ``3 : si64``."""
+    return list(_int_tuple(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _int_tuple(text: str):
+    return tuple(_ints(text))
+
+
+def _ints(text: str) -> List[int]:
     text = text.strip()
     got = re.match(r"^array<\w+(?::\s*(.*))?>$", text)
     if got:
@@ -64,6 +75,7 @@ def int_list(text: str) -> List[int]:
     return [int(number(text))]
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def enum(text: str) -> str:
     """``#ttcore.reduce_type<sum>`` -> ``sum``."""
     got = re.match(r"^#[\w.]+<(\w+)>$", text.strip())
@@ -98,6 +110,7 @@ def dense(text: str):
     return np.asarray(values).reshape(ttype.shape), ttype
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def activations(text: str) -> List[Tuple[str, str]]:
     """``[#ttnn.unary_with_param<op_type = sin>, ...]`` -> [(op type, the rest of its parameters' text)]; a
     non-empty list that holds none is a ``ModuleFormatError``."""
