@@ -11,7 +11,8 @@ Public API::
 Sub-packages, each lower one imported by the higher ones only (``test_layering.py`` checks it):
 ``model`` (what a user imports), ``cli`` (command-line and platform set-up), ``gsm8k`` (the
 evaluator), ``synthetic`` (checkpoints and tokenizers made here, the full-scale rehearsal),
-``tenstorrent`` (tt-mlir compile checks and TTNN module reading), ``bench`` (the benchmark) and
+``tenstorrent`` (tt-mlir compile checks, TTNN module reading, the executor and the emulated Tenstorrent platform that
+``load_model(..., tt_target=...)`` loads on), ``bench`` (the benchmark) and
 ``testing`` (the pytest plugin and helpers, imported by the tests only). ``python -m
 tests.jax.models.qwen2_5 --help`` lists the commands.
 """

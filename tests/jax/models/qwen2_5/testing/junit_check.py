@@ -4,6 +4,7 @@ keys, values as strings) and one ``owner`` (``tt-xla``); a model test has a ``gr
 two mandatory key sets; the suite's model tests carry its model name.
 
     python -m tests.jax.models.qwen2_5.testing.junit_check JUNIT.xml [--min-cases N] [--measured TEST ...]
+        [--require-property NAME ...]
 
 Prints one line per kind of case and exits 1 with the first problems when a rule is broken.
 """
@@ -66,8 +67,16 @@ def main(argv=None) -> int:
     p.add_argument("--min-cases", type=int, default=1, help="fail when the file holds fewer test cases")
     p.add_argument("--measured", nargs="*", default=(), metavar="TEST",
                    help="tests whose every passed case must carry its measured pcc and atol in the tags")
+    p.add_argument("--require-property", nargs="*", default=(), metavar="NAME",
+                   help="properties every passed case must carry (tt-emulated: tt_target, tt_ops_executed)")
     args = p.parse_args(argv)
     cases, models, problems = check(args.junit)
+    for case in cases:
+        if list(case.iter("skipped")) or list(case.iter("failure")) or list(case.iter("error")):
+            continue
+        missing = [n for n in args.require_property if n not in case_properties(case)]
+        if missing:
+            problems.append(f"{case.get('name')}: no {', '.join(missing)} property")
     measured = 0
     for case in cases:
         tags = ast.literal_eval(case_properties(case).get("tags") or "{}")

@@ -18,7 +18,7 @@ import pathlib
 from typing import Dict, Optional, Sequence
 
 from ..compile.service import CompileService, cache_dir
-from ..compile.targets import BY_NAME, INSTALL_HINT, TARGETS, Target, find_descriptor, search_dirs
+from ..compile.targets import BY_NAME, TARGETS, Target, find_descriptor, search_dirs
 from .program import EmulatedProgram
 
 NAME = "tt-emulated"

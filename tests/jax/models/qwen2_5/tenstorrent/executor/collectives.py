@@ -28,7 +28,7 @@ import numpy as np
 
 from .ops import KERNEL_ONLY, UnsupportedOp, _out
 from ..ttnn.attributes import mesh_composer, mesh_mapper
-from .values import enum, int_list, number
+from .values import enum, float_array, int_list, number
 
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
 
@@ -51,7 +51,7 @@ def _reduced(op, xs):
     kind = enum(op.attrs["reduce_type"])
     if kind not in _REDUCE:
         raise UnsupportedOp(f"{op.kind} with reduce_type {kind} is not implemented")
-    stack = np.stack([x.astype(np.float32) if x.dtype.kind == "f" else x.astype(np.int64) for x in xs])
+    stack = np.stack([x.astype(np.float32) if float_array(x) else x.astype(np.int64) for x in xs])
     return _REDUCE[kind](stack, axis=0)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from .collectives import COLLECTIVE
 from ..ttnn.module import Module, Op, parse
 from .ops import LOCAL, UnsupportedOp
-from .values import int_list, round_to
+from .values import BF16, int_list, round_to
 
 CONTROL = ("ttcore.load_cached", "ttcore.while_loop", "ttnn.deallocate", "ttnn.get_device")
 MAX_WHILE_ITERATIONS = 100_000
@@ -122,7 +122,10 @@ class Executor:
             return round_to(x, arg.type.dtype)
         got = self._parameters.get(id(x))
         if got is None or got[0] is not x:
-            got = self._parameters[id(x)] = (x, round_to(x, arg.type.dtype))
+            # a bfloat16 weight declared bf16 is kept as it is (exact; ops read it as float32 where they compute):
+            # the executor then holds no float32 copy of the model's weights
+            held = x if (x.dtype == BF16 and arg.type.dtype == "bf16") else round_to(x, arg.type.dtype)
+            got = self._parameters[id(x)] = (x, held)
         return got[1]
 
     def _call(self, name: str, args: List[List[np.ndarray]]) -> List[List[np.ndarray]]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ttnn.attributes import activations
 from ..ttnn.module import ModuleFormatError
-from .values import STORAGE, dense, enum, int_list, is_float, number, round_to
+from .values import STORAGE, dense, enum, float_array, int_list, is_float, number, round_to
 
 KERNEL_ONLY = ("compute_config", "matmul_program_config", "memory_config", "program_config", "dtype", "layout",
                "output_dtype", "use_multicore", "sub_core_grids", "core_grid")
@@ -68,7 +68,7 @@ def _fused(op, key):
 def _activate(fns, x):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for fn in fns:
-            x = fn(np.asarray(x, np.float32) if x.dtype.kind != "f" else x)
+            x = fn(_f(x))
     return x
 
 
@@ -88,7 +88,7 @@ def _binary(fn, compare=False, logical=False, ints=None):
         if compare:
             return _out(op, fn(a, b).astype(np.float32 if as_float else np.int32))
         if not as_float:
-            if a.dtype.kind == "f" or b.dtype.kind == "f":
+            if float_array(a) or float_array(b):
                 raise UnsupportedOp("integer result from float operands")
             return _int_math(op, a, b, ints or fn)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -156,7 +156,7 @@ def _typecast(op, ins, ctx):
     target = op.result_types[0].dtype
     if is_float(target):
         return [_out(op, a.astype(np.float64))]
-    if a.dtype.kind == "f":
+    if float_array(a):
         if np.isnan(a).any():
             raise UnsupportedOp("typecast of NaN to an integer type")
         info = np.iinfo(np.dtype(STORAGE[target]))
@@ -203,7 +203,7 @@ def _moved(op, x):
 def _same(op, ins, ctx):
     """Layout, memory and host/device moves: the values are unchanged (a dtype change is a typecast)."""
     (a,) = ins[:1]
-    return [_moved(op, a if a.dtype.kind != "f" or is_float(op.result_types[0].dtype) else np.trunc(a))]
+    return [_moved(op, a if not float_array(a) or is_float(op.result_types[0].dtype) else np.trunc(a))]
 
 
 def _reshape(op, ins, ctx):
@@ -323,7 +323,7 @@ def _reduce(fn):
     def impl(op, ins, ctx):
         (a,) = ins
         keep = bool(number(op.attrs.get("keep_dim", "false")))
-        src = _f(a) if is_float(op.result_types[0].dtype) or a.dtype.kind == "f" else a.astype(np.int64)
+        src = _f(a) if is_float(op.result_types[0].dtype) or float_array(a) else a.astype(np.int64)
         return [_out(op, fn(src, axis=_dims(op, a.ndim), keepdims=keep))]
     return impl
 
@@ -340,7 +340,7 @@ def _argmax(op, ins, ctx):
 
 def _cumsum(op, ins, ctx):
     (a,) = ins
-    src = _f(a) if a.dtype.kind == "f" else a.astype(np.int64)
+    src = _f(a) if float_array(a) else a.astype(np.int64)
     return [_out(op, np.cumsum(src, axis=int(number(op.attrs["dim"]))))]
 
 

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from .executor import ExecutionError, Executor
+from .values import float_array
 from ..ttnn.module import parse
 
 
@@ -88,7 +89,7 @@ class BoundProgram:
             key = repr(index)
             if key in seen:
                 first_d, first = seen[key]
-                if not np.array_equal(first, piece, equal_nan=piece.dtype.kind == "f"):
+                if not np.array_equal(first, piece, equal_nan=float_array(piece)):
                     diff = float(np.nanmax(np.abs(first.astype(np.float64) - piece.astype(np.float64))))
                     raise ExecutionError(f"{self.name}: result {i}: devices {first_d} and {d} hold the same shard "
                                          f"and differ (max |diff| {diff:g}): the program's replicas disagree")

@@ -1,7 +1,8 @@
 """Tensor values on a virtual device: numpy arrays in the storage dtype of the type the module declares.
 
 bf16 values are held as float32 arrays rounded to bfloat16 (round to nearest even), so arithmetic runs
-in float32 and every result is rounded again to its declared type; f32 stays f32; integer types are
+in float32 and every result is rounded again to its declared type (a bfloat16 weight is kept as the caller's
+bfloat16 array, half the memory, and read as float32 where an op computes: ``float_array``); f32 stays f32; integer types are
 exact (int32 arithmetic wraps). Tile layout, memory placement and block-float weight storage change no
 value here (see docs/executor.md).
 """
@@ -28,6 +29,14 @@ def is_float(dtype: str) -> bool:
     return dtype in FLOATS
 
 
+BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def float_array(x) -> bool:
+    """A float array: numpy's floats, or a bfloat16 weight held as the caller passed it (``Executor._convert``)."""
+    return x.dtype.kind == "f" or x.dtype == BF16
+
+
 def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
     """``x`` (any numeric array) in the storage of ``dtype``: floats rounded, integers wrapped, bools 0/1."""
     if dtype not in STORAGE:
@@ -40,7 +49,7 @@ def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "i1":
         return x != 0
     target = STORAGE[dtype]
-    if np.issubdtype(target, np.integer) and x.dtype.kind == "f":
+    if np.issubdtype(target, np.integer) and float_array(x):
         raise ValueError(f"a float value reached integer type {dtype} without a typecast")
     if np.issubdtype(target, np.integer) and x.dtype != target:
         return x.astype(np.int64).astype(target) if x.dtype.kind in "iub" else x.astype(target)
