@@ -45,15 +45,20 @@ def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
     if dtype in BLOCK_MANTISSA_BITS:
         return block_float(x, BLOCK_MANTISSA_BITS[dtype])
     if dtype == "bf16":
-        return np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+        return (x if x.dtype == np.float32 else x.astype(np.float32)).astype(ml_dtypes.bfloat16).astype(np.float32)
     if dtype == "i1":
         return x != 0
     target = STORAGE[dtype]
-    if np.issubdtype(target, np.integer) and float_array(x):
-        raise ValueError(f"a float value reached integer type {dtype} without a typecast")
-    if np.issubdtype(target, np.integer) and x.dtype != target:
-        return x.astype(np.int64).astype(target) if x.dtype.kind in "iub" else x.astype(target)
+    if dtype in _INTEGER:
+        if float_array(x):
+            raise ValueError(f"a float value reached integer type {dtype} without a typecast")
+        if x.dtype != target:
+            return x.astype(np.int64).astype(target) if x.dtype.kind in "iub" else x.astype(target)
+        return x
     return x.astype(target, copy=False)
+
+
+_INTEGER = frozenset(k for k, v in STORAGE.items() if np.issubdtype(v, np.integer))
 
 
 def block_float(x: np.ndarray, bits: int) -> np.ndarray:
