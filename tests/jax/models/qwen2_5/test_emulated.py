@@ -93,6 +93,31 @@ def test_the_model_runs_tt_mlir_programs_compiled_once(checkpoint_factory, reque
     assert (stats["compiles"], stats["hits"], stats["server_starts"]) == (0, 3, 0), stats
 
 
+@pytest.mark.tt_compile
+def test_compile_options_reach_the_programs_and_a_mesh_may_use_part_of_a_target(checkpoint_factory, request, tmp_path):
+    """``compiler_options`` go to tt-mlir with each program, as on ``tt``: block-float weights
+    (``experimental_weight_dtype = bfp_bf8``) appear in the compiled module and move the bfloat16 logits off the
+    CPU's by more than bfloat16 rounding, within the PCC the suite asks of bfloat16. The 1x1 mesh runs on one chip
+    of an 8-chip target."""
+    from .tenstorrent.compile.jobs import tt_python
+    from .testing.parity import BF16_MIN_PCC, logits_report
+
+    python, how = tt_python(request.config.getoption("--tt-python"), str(request.config.rootpath))
+    if python is None:
+        pytest.skip(how)
+    path, _ = checkpoint_factory("gqa28x4")
+    ids, mask = left_padded_batch(1001, batch=4, seq=12)
+    cache = tmp_path / "cache"
+    want = np.asarray(load_model(path, _cpu_mesh(), dtype="bfloat16").forward(ids, mask))
+    model = load_model(path, _cpu_mesh(), dtype="bfloat16", tt_target="blackhole_8xp150", tt_python=python,
+                       compile_cache=str(cache), compiler_options={"experimental_weight_dtype": "bfp_bf8"})
+    got = np.asarray(model.forward(ids, mask))
+    (module,) = list(cache.glob("*.ttnn.mlir"))
+    assert "bfp_bf8" in module.read_text()
+    report = logits_report(got, want, mask == 1)
+    assert report["max_abs_diff"] > 2.0 ** -7 * np.abs(want).max() and report["pcc"] >= BF16_MIN_PCC, report
+
+
 @pytest.mark.parametrize("args,message", [
     (["--platform", "tt-emulated", "--tt-python", "/nonexistent/python"], "--tt-python /nonexistent/python does not exist"),
     (["--tt-emulated-targets", "blackhole_8xp150"], "--tt-emulated-targets applies to --platform tt-emulated"),
