@@ -128,3 +128,10 @@ def test_gsm8k_command_usage_errors_on_the_emulated_platform(args, message, tmp_
                            "--report", str(tmp_path / "r.json"), *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_the_benchmark_command_refuses_a_bad_mesh_before_building_anything():
+    proc = subprocess.run([sys.executable, "-m", "tests.jax.models.qwen2_5", "tt-emulated-bench", "--meshes", "1x"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "argument --meshes: a mesh is written BxM" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
