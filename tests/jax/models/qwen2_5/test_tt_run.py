@@ -36,9 +36,10 @@ from .testing.tt_workers import add_jobs, worker_python
 
 pytestmark = [pytest.mark.tt_compile, pytest.mark.cpu]
 
-# (mesh, target): every mesh on a target of its size, the two 8-chip meshes on the two 8-chip targets
-RUN_TARGETS = (((1, 1), "blackhole_p150"), ((1, 8), "blackhole_8xp150"), ((2, 4), "wormhole_n300-llmbox"),
-               ((1, 32), "blackhole_galaxy"), ((8, 4), "blackhole_galaxy"))
+# (mesh, target) of the op-kind check: one chip, a row of 8 Blackhole chips, and the 8x4 Galaxy (collectives over
+# both mesh axes). 2x4 on the Wormhole LLMBox and 1x32 run every program in the tt-emulated stage of .ci/run, where
+# an op kind the executor lacks fails its test.
+RUN_TARGETS = (((1, 1), "blackhole_p150"), ((1, 8), "blackhole_8xp150"), ((8, 4), "blackhole_galaxy"))
 BATCH, PROMPT, NEW_TOKENS = 8, 32, 32  # the compiled shapes: prompts of the 32 bucket, a 64-position cache
 FORWARD = (("forward", "float32"), ("forward", "bfloat16"))
 GENERATION = (("prefill", "float32"), ("decode_step", "float32"), ("prefill", "bfloat16"),
@@ -92,8 +93,8 @@ def _report(request, figures):
 
 
 def test_every_op_kind_of_the_suite_has_an_op_test(tt_run_modules, record_property):
-    """The op kinds of every compiled program (both geometries, every program, every mesh and target here)
-    each have an op-level case (``test_ttnn_ops.py``, ``executor/op_cases.py``)."""
+    """The op kinds of every compiled program (both geometries, every program, on 1x1, 1x8 and 8x4 on their
+    Blackhole targets) each have an op-level case (``test_ttnn_ops.py``, ``executor/op_cases.py``)."""
     kinds, where = {}, {}
     for target, got in tt_run_modules["targets"].items():
         if "failed" in got:
