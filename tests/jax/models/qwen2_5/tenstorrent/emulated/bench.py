@@ -28,10 +28,18 @@ import time
 from ...cli.parser import Parser, positive_int
 
 PROG = "python -m tests.jax.models.qwen2_5 tt-emulated-bench"
-REHEARSAL = dict(vocab_size=152064, hidden_size=224, intermediate_size=300, num_hidden_layers=2,
-                 num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False, rms_norm_eps=1e-6,
-                 rope_theta=1_000_000.0)
-WIDTHS_7B = dict(REHEARSAL, hidden_size=3584, intermediate_size=18944, num_hidden_layers=1)
+def _seven_b(**overrides) -> dict:
+    """Qwen2.5-7B-Instruct's published shape (``synthetic/presets.py``), with ``overrides``."""
+    from ...synthetic.presets import config_json
+
+    published = config_json("qwen2.5-7b-instruct")
+    keep = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "tie_word_embeddings", "rms_norm_eps", "rope_theta")
+    return {**{k: published[k] for k in keep}, **overrides}
+
+
+REHEARSAL = _seven_b(hidden_size=224, intermediate_size=300, num_hidden_layers=2)  # the rehearsal tier
+WIDTHS_7B = _seven_b(num_hidden_layers=1)
 BATCH, PROMPT = 8, 32
 
 

@@ -12,6 +12,8 @@ result to the type the module declares.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..ttnn.attributes import activations
@@ -49,19 +51,13 @@ _FUSED = {"sin": np.sin, "cos": np.cos, "exp": np.exp, "relu": lambda x: np.maxi
           "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
 
 
-_FUSED_CACHE = {}
-
-
 def _fused(op, key):
     """The unary ops an eltwise binary op applies to an input or to its result (``input_tensor_a_activations =
-    [#ttnn.unary_with_param<op_type = sin>]``), in order (read once per attribute text)."""
-    text = op.attrs.get(key, "[]")
-    got = _FUSED_CACHE.get((key, text))
-    if got is None:
-        got = _FUSED_CACHE[(key, text)] = _read_fused(key, text.strip())
-    return got
+    [#ttnn.unary_with_param<op_type = sin>]``), in order."""
+    return _read_fused(key, op.attrs.get(key, "[]").strip())
 
 
+@functools.lru_cache(maxsize=1 << 12)  # read once per attribute text, not at every call of the op
 def _read_fused(key, text):
     try:
         names = activations(text)
