@@ -1,0 +1,157 @@
+"""The chip's arithmetic (``tenstorrent/executor/arithmetic.py``) held to cases worked by hand from the ISA's
+fidelity-phase table and the SFPU kernels' formulas (docs/chip_arithmetic.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .tenstorrent.executor import arithmetic
+
+pytestmark = pytest.mark.cpu
+
+F = np.float32
+
+
+def test_bf16_rounding_ties_away_from_zero_and_sfpu_truncation():
+    # 1 + 2^-8 lies halfway between bfloat16 1 and 1 + 2^-7: the hardware rounds away from zero (numpy's
+    # ml_dtypes would give 1, the even neighbour); 1 + 3 * 2^-9 truncates to 1
+    assert arithmetic.bf16_nearest(F(1 + 2 ** -8)) == F(1 + 2 ** -7)
+    assert arithmetic.bf16_nearest(F(-(1 + 2 ** -8))) == F(-(1 + 2 ** -7))
+    assert arithmetic.bf16_truncate(F(1 + 3 * 2 ** -9)) == F(1)
+    assert np.isinf(arithmetic.bf16_nearest(F(np.inf)))
+
+
+# activation (SrcB) 1 + 2^-7: stored mantissa 0000001, so its high part (hidden + 6 bits) is 1 and its low bit
+# 2^-7; weight (SrcA) 1 + 3 * 2^-7: stored 0000011, high part (hidden + 4 bits) 1, low part 3 * 2^-7.
+# phase 0: 1 * 1; phase 1 (SrcA low): + 3 * 2^-7; phase 2 (SrcB low): + 2^-7; phase 3: + 3 * 2^-14
+@pytest.mark.parametrize("fidelity, want", [
+    ("lofi", 1.0),
+    ("hifi2", 1 + 3 * 2 ** -7),
+    ("hifi3", 1 + 4 * 2 ** -7),
+    ("hifi4", 1 + 4 * 2 ** -7 + 3 * 2 ** -14),
+])
+def test_matmul_fidelity_phases_take_the_bits_of_the_phase_table(fidelity, want):
+    a, b = np.array([[1 + 2 ** -7]], F), np.array([[1 + 3 * 2 ** -7]], F)
+    got = arithmetic.matmul(a, b, fidelity, fp32_dest_acc=True, out_bf16=False)
+    assert got[0, 0] == F(want)
+    # packed to bfloat16: HiFi4's 1.0314331 rounds to 1.03125 (8 significant bits)
+    assert arithmetic.matmul(a, b, fidelity, True)[0, 0] == arithmetic.bf16_nearest(F(want))
+
+
+def test_matmul_operands_are_not_symmetric():
+    """The activation keeps 7 significant bits at HiFi2 where the weight keeps all 8: swapping them changes
+    the product."""
+    a, b = np.array([[1 + 3 * 2 ** -7]], F), np.array([[1 + 2 ** -7]], F)
+    # activation 1 + 3 * 2^-7 -> high part 1 + 2^-6 (its last bit dropped); weight whole
+    assert arithmetic.matmul(a, b, "hifi2", True, out_bf16=False)[0, 0] == F((1 + 2 ** -6) * (1 + 2 ** -7))
+
+
+def test_matmul_bf16_dest_rounds_every_16_term_sum():
+    # 32 products of 1 * 2^-8 after a first row term of 1: in float32 Dst the sum is 1 + 31 * 2^-8; in a
+    # bfloat16 Dst the first 16-term chunk 1 + 15 * 2^-8 = 1.05859375 rounds to 1.0625 (ulp 2^-7), then the second
+    # chunk adds 16 * 2^-8 = 0.0625: 1.125 exactly
+    a = np.ones((1, 32), F)
+    b = np.full((32, 1), 2 ** -8, F)
+    b[0, 0] = 1
+    assert arithmetic.matmul(a, b, "hifi4", True, out_bf16=False)[0, 0] == F(1 + 31 * 2 ** -8)
+    assert arithmetic.matmul(a, b, "hifi4", False, out_bf16=False)[0, 0] == F(1.125)
+
+
+def test_matmul_bias_and_float32_operands():
+    # a float32 activation reaches SrcB as tf32 (10 stored bits) with a float32 Dst, as bfloat16 without
+    a, b = np.array([[1 + 2 ** -10 + 2 ** -12]], F), np.array([[2.0]], F)
+    assert arithmetic.matmul(a, b, "hifi4", True, out_bf16=False)[0, 0] == F(2 + 2 ** -9)
+    assert arithmetic.matmul(a, b, "hifi4", False, out_bf16=False)[0, 0] == F(2)
+    got = arithmetic.matmul(np.ones((2, 3), F), np.ones((3, 4), F), "hifi4", True, bias=np.arange(4, dtype=F))
+    np.testing.assert_array_equal(got, np.broadcast_to(3 + np.arange(4, dtype=F), (2, 4)))
+    with pytest.raises(ValueError, match="fidelity must be one of"):
+        arithmetic.matmul(a, b, "hifi5", True)
+
+
+def test_matmul_error_shrinks_with_fidelity_on_random_operands():
+    rng = np.random.default_rng(0)
+    a = arithmetic.bf16_nearest(rng.normal(size=(8, 96)).astype(F))
+    b = arithmetic.bf16_nearest(rng.normal(size=(96, 5)).astype(F))
+    exact = a.astype(np.float64) @ b
+    err = {f: np.abs(arithmetic.matmul(a, b, f, True, out_bf16=False) - exact).max() for f in arithmetic.FIDELITIES}
+    assert err["hifi4"] < 1e-4 < err["hifi3"] < err["hifi2"] < err["lofi"]
+
+
+@pytest.mark.parametrize("x, want", [
+    # round(369.33 * x + 32500.82) << 15: x = 0 -> u = 32501 -> exponent 126, mantissa 245/256: 0.978515625
+    (0.0, 0.978515625),
+    # x = 1 -> u = round(32870.148) = 32870 -> exponent 128, mantissa 102/256: 2 * (1 + 102/256) = 2.796875
+    (1.0, 2.796875),
+    # clamped at -88.5: u = round(|369.33 * -88.5 + 32500.82|) = 185 -> bits 185 << 15, a denormal:
+    # 185 * 2^15 * 2^-149 = 185 * 2^-134 (not 0)
+    (-100.0, 185 * 2.0 ** -134),
+], ids=["zero", "one", "clamped"])
+def test_approximate_exp_is_schraudolphs_bit_trick(x, want):
+    assert arithmetic.exp(np.array([x], F), approximate=True)[0] == F(want)
+
+
+def test_accurate_exp():
+    x = np.array([-3.0, -0.5, 0.0, 0.25, 2.0], F)
+    np.testing.assert_allclose(arithmetic.exp(x, False, fp32_dest_acc=True), np.exp(x), rtol=1e-6)
+    # bfloat16 Dst: exp_21f's polynomial, within one bfloat16 ulp (2^-7 relative) and rounded to bfloat16
+    got = arithmetic.exp(x, False, fp32_dest_acc=False)
+    np.testing.assert_allclose(got, np.exp(x), rtol=2 ** -7)
+    np.testing.assert_array_equal(got, arithmetic.bf16_nearest(got))
+    # the approximation's error is percent-level, the accurate one's is not
+    assert np.abs(arithmetic.exp(x, True) / np.exp(x) - 1).max() > 0.01
+
+
+def test_reciprocal_newton_steps():
+    x = np.array([3.0, 0.7, -5.0, 1e-3], F)
+    np.testing.assert_allclose(arithmetic.reciprocal(x, False, True), 1 / x, rtol=2e-7)  # two steps
+    one_step = arithmetic.reciprocal(x, True, True)
+    assert 1e-6 < np.abs(one_step * x - 1).max() < 1e-3
+    bf = arithmetic.reciprocal(x, False, False)
+    np.testing.assert_array_equal(bf, arithmetic.bf16_nearest(bf))
+    np.testing.assert_allclose(bf, 1 / x, rtol=2 ** -8)
+    # 1 / 3 by hand: seed on the mantissa 1.5 (3 = 1.5 * 2), n = -1.5, y0 = 2.1212125 + (1.454546 - 0.484849) * -1.5
+    # = 0.666667: the quadratic already near 2/3; the result scaled by 2^-1
+    assert abs(arithmetic.reciprocal(np.array([3.0], F), True, True)[0] - 1 / 3) < 1e-5
+    assert np.isinf(arithmetic.reciprocal(np.array([0.0], F), False, True)[0])
+
+
+def test_rsqrt():
+    x = np.array([4.0, 2.0, 0.01, 1e6], F)
+    np.testing.assert_allclose(arithmetic.rsqrt(x, False), 1 / np.sqrt(x), rtol=1e-6)
+    approx = arithmetic.rsqrt(x, True)
+    rel = np.abs(approx * np.sqrt(x) - 1)
+    assert 1e-5 < rel.max() < 2 ** -9  # the 10-bit variant
+    # 4: seed bits 0x5F0B3892 - (0x40800000 >> 1) = 0x3EC b3892 -> 0.4017; one step y0 * (1.891 - y0 * 4 * y0)
+    y0 = np.array([0x5F0B3892 - (0x40800000 >> 1)], np.uint32).view(F)[0]
+    assert approx[0] == F(y0 * (F(1.89099014875) - y0 * (F(4) * y0)))
+    assert np.isinf(arithmetic.rsqrt(np.array([0.0], F), False)[0])
+
+
+def test_softmax_kernel():
+    rng = np.random.default_rng(1)
+    x = arithmetic.bf16_nearest((rng.normal(size=(4, 40)) * 3).astype(F))
+    ref = np.exp(x - x.max(-1, keepdims=True))
+    ref /= ref.sum(-1, keepdims=True)
+    accurate = arithmetic.softmax(x, -1, approximate=False, fp32_dest_acc=True, fp32_exps=True)
+    np.testing.assert_allclose(accurate, ref, atol=2e-3)  # the FPU product reads bfloat16-precision operands
+    approx = arithmetic.softmax(x, -1, approximate=True, fp32_dest_acc=False, fp32_exps=False)
+    err_acc, err_apx = np.abs(accurate - ref).max(), np.abs(approx - ref).max()
+    assert err_apx > 2 * err_acc
+    # a row of equal scores: exp(0) = 0.978515625 approximately, but the reciprocal of their sum cancels it
+    flat = arithmetic.softmax(np.zeros((1, 8), F), -1, True, True, True)
+    np.testing.assert_allclose(flat, 1 / 8, rtol=2 ** -10)  # less the tf32 truncation of the reciprocal
+
+
+def test_rms_norm_kernel():
+    rng = np.random.default_rng(2)
+    x = arithmetic.bf16_nearest(rng.normal(size=(3, 64)).astype(F))
+    w = arithmetic.bf16_nearest(rng.normal(size=(64,)).astype(F))
+    ref = x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + 1e-6) * w
+    fp32 = arithmetic.rms_norm(x, w, 1e-6, approximate=False, fp32_dest_acc=True)
+    np.testing.assert_allclose(fp32, ref, rtol=2 ** -9, atol=1e-5)  # two tf32 truncations: rsqrt, then x * r
+    bf = arithmetic.rms_norm(x, w, 1e-6, approximate=True, fp32_dest_acc=False)
+    assert 1e-3 < np.abs(bf - ref).max() < 0.05 * np.abs(ref).max()
+    # epsilon enters truncated to bfloat16: a zero row gives rsqrt(bf16(eps)), not rsqrt(eps)
+    zero = arithmetic.rms_norm(np.zeros((1, 16), F), None, 1e-6, False, True)
+    np.testing.assert_array_equal(zero, 0)
