@@ -61,23 +61,24 @@ from .model import load_model as _load_on_mesh  # noqa: E402
 
 
 def load_model(checkpoint_dir, mesh, dtype="float32", max_cache_length=None, compiler_options=None,
-               tt_target=None, tt_python=None, compile_cache=None):
+               tt_target=None, tt_python=None, compile_cache=None, tt_arithmetic=None):
     """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh`` (``model.load_model``).
 
     ``tt_target`` (e.g. ``"wormhole_n300-llmbox"``): run every program on the emulated Tenstorrent platform
     instead: compiled by tt-mlir for that target (compile-only, in the plugin's interpreter: ``tt_python``,
     default ``.venv-tt``; each program once, kept in ``compile_cache``) and executed chip by chip by the TTNN
     executor on ``mesh``'s CPU devices (docs/emulated.md). Without the plugin or the target's descriptor it
-    raises, naming what is missing; it never falls back to XLA:CPU.
+    raises, naming what is missing; it never falls back to XLA:CPU. ``tt_arithmetic="chip"`` computes matmul,
+    softmax and rms_norm as the chip does (docs/chip_arithmetic.md); default ``"exact"``.
     """
     if tt_target is None:
-        if tt_python is not None or compile_cache is not None:
-            raise ValueError("tt_python and compile_cache apply to the emulated platform: pass tt_target")
+        if tt_python is not None or compile_cache is not None or tt_arithmetic is not None:
+            raise ValueError("tt_python, compile_cache and tt_arithmetic apply to the emulated platform: pass tt_target")
         return _load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options)
     from .tenstorrent.emulated.api import load_model as load_emulated
 
     return load_emulated(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, tt_target=tt_target,
-                         tt_python=tt_python, compile_cache=compile_cache)
+                         tt_python=tt_python, compile_cache=compile_cache, tt_arithmetic=tt_arithmetic or "exact")
 
 
 __all__ = [

@@ -155,3 +155,48 @@ def test_rms_norm_kernel():
     # epsilon enters truncated to bfloat16: a zero row gives rsqrt(bf16(eps)), not rsqrt(eps)
     zero = arithmetic.rms_norm(np.zeros((1, 16), F), None, 1e-6, False, True)
     np.testing.assert_array_equal(zero, 0)
+
+
+def _matmul_module(config: str) -> str:
+    from .test_ttnn_ops import _module
+
+    attrs = "transpose_a = false, transpose_b = false" + (f", compute_config = {config}" if config else "")
+    body = (f'    %0 = "ttnn.matmul"(%arg0, %arg1) <{{{attrs}}}> : (tensor<1x32xbf16>, tensor<32x1xbf16>) -> '
+            'tensor<1x1xbf16>\n    return %0 : tensor<1x1xbf16>')
+    # the system descriptor names the chip family whose defaults apply
+    return "#system_desc = #ttcore.system_desc<[{arch = <wormhole_b0>}]>\n" + _module(
+        body, "%arg0: tensor<1x32xbf16>, %arg1: tensor<32x1xbf16>", "tensor<1x1xbf16>")
+
+
+@pytest.mark.parametrize("config, want", [
+    # the weights: 1, then 30 times 2^-8, then 0
+    # no compute_config (optimization level 1): ttnn's matmul defaults for a bfloat16 result, HiFi2 and a
+    # bfloat16 Dst: the first 16 terms, 1 + 15 * 2^-8, tie between 1.0546875 and 1.0625 and round away to
+    # 1.0625; + 15 * 2^-8 = 1.12109375 ties again: 1.125
+    ("", 1.125),
+    # level 0's config: HiFi4, float32 Dst: 1 + 30 * 2^-8 = 1.1171875, a bfloat16
+    ("#ttnn.device_compute_kernel_config<math_fidelity = hifi4, fp32_dest_acc_en = true>", 1.1171875),
+], ids=["ttnn-defaults", "level-0-config"])
+def test_the_executor_computes_a_matmul_with_the_settings_the_module_gives(config, want):
+    from .tenstorrent.executor import executor as ex
+
+    a = np.ones((1, 32), F)
+    b = np.full((32, 1), 2 ** -8, F)
+    b[0, 0], b[31, 0] = 1, 0
+    text = _matmul_module(config)
+    (chip,) = ex.Executor(text, arithmetic="chip").run([[a], [b]])
+    assert chip[0][0, 0] == F(want)
+    (exact,) = ex.Executor(text).run([[a], [b]])
+    assert exact[0][0, 0] == F(1.1171875)  # float32, then rounded to the result's type
+    with pytest.raises(ValueError, match="arithmetic must be one of exact, chip"):
+        ex.Executor(text, arithmetic="ideal")
+
+
+def test_the_arithmetic_is_chosen_on_the_emulated_platform_only(tmp_path):
+    from . import load_model
+    from .tenstorrent.emulated.platform import EmulatedPlatform
+
+    with pytest.raises(ValueError, match="tt_arithmetic apply to the emulated platform: pass tt_target"):
+        load_model(str(tmp_path), mesh=None, tt_arithmetic="chip")
+    with pytest.raises(ValueError, match="arithmetic must be one of exact, chip, got 'ideal'"):
+        EmulatedPlatform(arithmetic="ideal")

@@ -41,7 +41,8 @@ def configure(config) -> None:
     try:
         platform = EmulatedPlatform(parse_targets(names), tt_python=options.get(config, "--tt-python"),
                                     compile_cache=options.get(config, "--tt-compile-cache"),
-                                    descriptor_dirs=options.get(config, "--tt-system-descs"))
+                                    descriptor_dirs=options.get(config, "--tt-system-descs"),
+                                    arithmetic=options.get(config, "--tt-arithmetic") or "exact")
         for chips in sorted(platform.targets):
             platform.check(chips)
     except (EmulationUnavailable, ValueError) as e:

@@ -42,6 +42,10 @@ SUITE = (
          help="tt-emulated: comma-separated targets, each for the meshes of its chip count (default "
               "blackhole_p150 for 1x1, wormhole_n300-llmbox for 1x8 and 2x4, blackhole_galaxy for 1x32 and 8x4; "
               "blackhole_8xp150 for 8 chips on Blackhole). Env: QWEN2_5_TT_EMULATED_TARGETS"),
+    _opt("--tt-arithmetic", choices=("exact", "chip"), default=os.environ.get("QWEN2_5_TT_ARITHMETIC"),
+         help="tt-emulated: the executor's arithmetic: exact (float32, rounded to each declared type; the default) or "
+              "chip (math fidelity, Dst width, the SFPU's exp/reciprocal/rsqrt as the modules' compute settings say; "
+              "docs/chip_arithmetic.md). Env: QWEN2_5_TT_ARITHMETIC"),
     _opt("--tt-compile-cache", default=None,
          help="tt-emulated: where each compiled TTNN module is kept, keyed by its StableHLO, target and options "
               "(env QWEN2_5_TT_COMPILE_CACHE; default ~/.cache/qwen2_5_tt_compile)"),

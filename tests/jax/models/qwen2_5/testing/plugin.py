@@ -79,6 +79,8 @@ def pytest_configure(config):
         from .emulated import configure
 
         configure(config)
+    elif options.get(config, "--tt-arithmetic"):
+        raise pytest.UsageError("--tt-arithmetic (QWEN2_5_TT_ARITHMETIC) applies to --platform tt-emulated")
     partitioner = options.get(config, "--partitioner")
     if partitioner:
         import jax

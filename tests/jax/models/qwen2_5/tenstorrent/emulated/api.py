@@ -11,10 +11,12 @@ from .platform import EmulatedPlatform
 
 def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None,
                compiler_options: Optional[dict] = None, tt_target: Optional[str] = None,
-               tt_python: Optional[str] = None, compile_cache: Optional[str] = None):
+               tt_python: Optional[str] = None, compile_cache: Optional[str] = None, tt_arithmetic: str = "exact"):
     """The model on ``mesh`` (CPU devices, at most the target's chip count) with every program compiled by
     tt-mlir for ``tt_target`` and run by the TTNN executor. Raises ``EmulationUnavailable`` without a plugin
-    interpreter or the target's descriptor, ValueError for an unknown target or a mesh larger than it."""
+    interpreter or the target's descriptor, ValueError for an unknown target or a mesh larger than it.
+    ``tt_arithmetic``: ``exact`` (float32, rounded to each declared type) or ``chip`` (math fidelity, Dst width
+    and the SFPU's functions as the module's compute settings say: docs/chip_arithmetic.md)."""
     if tt_target not in BY_NAME:
         raise ValueError(f"tt_target must be one of {', '.join(t.name for t in TARGETS)}, got {tt_target!r}")
     target = BY_NAME[tt_target]
@@ -23,6 +25,7 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
                          f"{tt_target} has {target.chips}")
     if any(d.platform != "cpu" for d in mesh.devices.flat):
         raise ValueError("the emulated platform runs on a mesh of CPU devices (make_mesh(shape, platform='cpu'))")
-    platform = EmulatedPlatform({target.chips: target}, tt_python=tt_python, compile_cache=compile_cache)
+    platform = EmulatedPlatform({target.chips: target}, tt_python=tt_python, compile_cache=compile_cache,
+                                arithmetic=tt_arithmetic)
     platform.check(mesh.size)
     return load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, programs=platform)

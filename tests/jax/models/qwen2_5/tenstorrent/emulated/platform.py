@@ -73,7 +73,13 @@ class EmulatedPlatform:
     platform = NAME
 
     def __init__(self, targets: Optional[Dict[int, Target]] = None, tt_python: Optional[str] = None,
-                 compile_cache: Optional[str] = None, descriptor_dirs: Optional[str] = None):
+                 compile_cache: Optional[str] = None, descriptor_dirs: Optional[str] = None,
+                 arithmetic: str = "exact"):
+        from ..executor.ops import ARITHMETICS
+
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
+        self.arithmetic = arithmetic  # the executor's: exact, or the chip's (docs/chip_arithmetic.md)
         self.targets = dict(targets or parse_targets())
         self.dirs = search_dirs(descriptor_dirs)
         self.service = service(tt_python, compile_cache)
@@ -118,7 +124,7 @@ class EmulatedPlatform:
         ttnn = self.service.compile(target.name, self.descriptor(target), lowered.as_text(),
                                     [int(d.id) for d in mesh.devices.flat], model.tt_compiler_options(),
                                     inputs, outputs)
-        bound = runner.bind(ttnn, lowered, f"{name} ({target.name})")
+        bound = runner.bind(ttnn, lowered, f"{name} ({target.name})", arithmetic=self.arithmetic)
         bound.target = target.name
         return bound
 

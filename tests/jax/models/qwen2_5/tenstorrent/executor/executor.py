@@ -28,7 +28,7 @@ import numpy as np
 
 from .collectives import COLLECTIVE
 from ..ttnn.module import Module, Op, parse
-from .ops import LOCAL, UnsupportedOp
+from .ops import ARITHMETICS, LOCAL, UnsupportedOp
 from .values import BF16, int_list, round_to
 
 CONTROL = ("ttcore.load_cached", "ttcore.while_loop", "ttnn.deallocate", "ttnn.get_device")
@@ -52,8 +52,9 @@ class _Env(dict):
 
 
 class _DeviceContext:
-    def __init__(self, env: _Env, device: int):
+    def __init__(self, env: _Env, device: int, chip: bool = False, family: str = ""):
         self.env, self.device = env, device
+        self.chip, self.family = chip, family  # chip arithmetic, and the chip family whose defaults apply
 
     def update(self, name: str, value: np.ndarray):
         """An op that writes its operand in place (the KV cache update)."""
@@ -62,11 +63,17 @@ class _DeviceContext:
 
 class Executor:
     """``Executor(module_text or Module, program="decode_step").run(inputs)``: ``inputs`` holds, for each
-    ``@main`` argument, one array per device; returns each result's per-device arrays."""
+    ``@main`` argument, one array per device; returns each result's per-device arrays. ``arithmetic``:
+    ``exact`` (float32, rounded to each declared type) or ``chip`` (``ops.py``, ``arithmetic.py``)."""
 
-    def __init__(self, module, program: str = "module", all_reduce_as_written: bool = False):
+    def __init__(self, module, program: str = "module", all_reduce_as_written: bool = False,
+                 arithmetic: str = "exact"):
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
         self.module: Module = parse(module) if isinstance(module, str) else module
         self.program = program
+        self.arithmetic = arithmetic
+        self._family = self.module.system.family if arithmetic == "chip" else ""
         if self.module.mesh_shape is None:
             raise ExecutionError(f"{program}: no ttcore.meshes attribute, so no mesh to run on: not a TTNN module "
                                  f"as the plugin prints it")
@@ -172,7 +179,9 @@ class Executor:
         else:
             impl = LOCAL[op.kind][0]
             ins = self._ins(op, env)
-            per = [impl(op, [x[d] for x in ins], _DeviceContext(env, d)) for d in range(self.devices)]
+            chip = self.arithmetic == "chip"
+            per = [impl(op, [x[d] for x in ins], _DeviceContext(env, d, chip, self._family))
+                   for d in range(self.devices)]
             outs = [[per[d][i] for d in range(self.devices)] for i in range(len(op.results))]
         if len(outs) != len(op.results):
             raise UnsupportedOp(f"{len(outs)} results for {len(op.results)} names")

@@ -5,18 +5,23 @@ numpy arrays (``values.py``), and the attribute names it reads or may ignore. An
 set is an ``UnsupportedOp`` error, as is an op outside the tables (``collectives.py`` holds the ops that
 combine devices; ``executor.py`` the control ops: ``ttcore.load_cached``, ``ttcore.while_loop``,
 ``ttnn.deallocate``, ``ttnn.get_device``). Attributes that only steer the kernels (program configs,
-compute configs, memory configs) are accepted and do not change values: kernel precision (math
-fidelity, accumulation width) is outside this model, every op computes in float32 and rounds its
-result to the type the module declares.
+compute configs, memory configs) are accepted. In ``exact`` arithmetic they change no value: every op computes
+in float32 and rounds its result to the type the module declares. In ``chip`` arithmetic (``ctx.chip``)
+matmul, linear, softmax, rms_norm and rms_norm_residual compute as the chip does (``arithmetic.py``) with the
+settings ``compute_settings`` reads from the op's ``compute_config``, or ttnn's defaults without one; every
+other op as in ``exact``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
-from ..ttnn.attributes import activations
+from . import arithmetic
+
+from ..ttnn.attributes import activations, compute_config
 from ..ttnn.module import ModuleFormatError
 from .values import STORAGE, dense, enum, float_array, int_list, is_float, number, round_to
 
@@ -354,6 +359,11 @@ def _softmax(op, ins, ctx):
     (a,) = ins
     dim = int(number(op.attrs["dimension"]))
     x = _f(a)
+    if _chip(ctx):
+        s = compute_settings(op, ctx.family)
+        # the exps stay float32 only with a float32 Dst and a float32 input or an explicit config (softmax's factory)
+        fp32_exps = s.fp32_dest_acc and (op.operand_types[0].dtype == "f32" or s.explicit)
+        return [_packed(op, arithmetic.softmax(x, dim, s.approximate, s.fp32_dest_acc, fp32_exps, s.fidelity))]
     with np.errstate(invalid="ignore", over="ignore"):
         e = np.exp(x - np.max(x, axis=dim, keepdims=True))
         return [_out(op, e / np.sum(e, axis=dim, keepdims=True))]
@@ -371,8 +381,14 @@ def _rms_norm(op, ins, ctx):
     x = next(it)
     weight = next(it) if seg[1] else None
     bias = next(it) if len(seg) > 2 and seg[2] else None
-    y = _rms(x, weight, number(op.attrs["epsilon"]))
+    y = _chip_rms(op, x, weight, ctx) if _chip(ctx) else _rms(x, weight, number(op.attrs["epsilon"]))
     return [_out(op, y if bias is None else y + _f(bias))]
+
+
+def _chip_rms(op, x, weight, ctx):
+    s = compute_settings(op, ctx.family)
+    return arithmetic.rms_norm(_f(x), None if weight is None else _f(weight), number(op.attrs["epsilon"]),
+                               s.approximate, s.fp32_dest_acc, s.fidelity)
 
 
 def _rms_norm_residual(op, ins, ctx):
@@ -380,7 +396,59 @@ def _rms_norm_residual(op, ins, ctx):
     declared type before the norm reads it."""
     x, residual, weight = ins
     total = _out(op, _f(x) + _f(residual), 1)
+    if _chip(ctx):
+        return [_packed(op, _chip_rms(op, total, weight, ctx), 0), total]
     return [_out(op, _rms(total, weight, number(op.attrs["epsilon"])), 0), total]
+
+
+# --- the chip's compute settings ---------------------------------------------------------------------
+
+ARITHMETICS = ("exact", "chip")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    fidelity: str
+    approximate: bool
+    fp32_dest_acc: bool
+    explicit: bool  # read from the op's compute_config (else ttnn's defaults)
+
+
+# unset fields of a present compute_config take the struct's defaults (tt-metal compute_kernel_config.hpp)
+_STRUCT_DEFAULTS = {"math_fidelity": "lofi", "math_approx_mode": "true", "fp32_dest_acc_en": "false"}
+
+
+def compute_settings(op, family: str) -> Settings:
+    """The compute settings ``op`` runs with on a ``family`` chip (wormhole, blackhole): its ``compute_config``,
+    or ttnn's defaults for the op (docs/chip_arithmetic.md)."""
+    if "compute_config" in op.attrs:
+        got = {**_STRUCT_DEFAULTS, **compute_config(op.attrs["compute_config"])}
+        return Settings(got["math_fidelity"], got["math_approx_mode"] == "true", got["fp32_dest_acc_en"] == "true",
+                        True)
+    dtypes = [t.dtype for t in op.operand_types if t is not None]
+    out_f32 = op.result_types[0].dtype == "f32"
+    if op.kind in ("matmul", "linear"):
+        if all(d in ("bfp_bf8", "bfp_bf4") for d in dtypes[:2]):
+            fidelity = "lofi"
+        elif all(d == "f32" for d in dtypes[:2]):
+            fidelity = "hifi3" if family == "wormhole" else "hifi4"
+        else:
+            fidelity = "hifi2"
+        return Settings(fidelity, False, out_f32, False)
+    if op.kind == "softmax":
+        return Settings("hifi3" if family == "wormhole" else "hifi4", dtypes[0] != "f32", True, False)
+    if op.kind in ("rms_norm", "rms_norm_residual"):
+        return Settings("hifi4", True, False, False)
+    raise UnsupportedOp(f"no compute settings are modelled for {op.kind}")
+
+
+def _chip(ctx) -> bool:
+    return getattr(ctx, "chip", False)
+
+
+def _packed(op, y, index=0):
+    """A Dst value packed to the result's type: bfloat16 by the packer's rounding (to nearest, ties away)."""
+    return _out(op, arithmetic.bf16_nearest(y) if op.result_types[index].dtype == "bf16" else y, index)
 
 
 # --- matrix products --------------------------------------------------------------------------------------
@@ -394,15 +462,33 @@ def _mm(op, a, b):
     return np.matmul(a, b)
 
 
+def _chip_mm(op, ins, ctx):
+    """matmul / linear as the matrix engine computes it: in0 the activations (SrcB), in1 the weights (SrcA)."""
+    a, b = _f(ins[0]), _f(ins[1])
+    if number(op.attrs.get("transpose_a", "false")):
+        a = np.swapaxes(a, -1, -2)
+    if number(op.attrs.get("transpose_b", "false")):
+        b = np.swapaxes(b, -1, -2)
+    s = compute_settings(op, ctx.family)
+    bias = _f(ins[2]) if len(ins) > 2 else None
+    y = arithmetic.matmul(a, b, s.fidelity, s.fp32_dest_acc, bias=bias,
+                          out_bf16=op.result_types[0].dtype != "f32")
+    return [_out(op, y)]
+
+
 def _matmul(op, ins, ctx):
     if "activation" in op.attrs:
         raise UnsupportedOp(f"matmul with a fused activation {op.attrs['activation']} is not implemented")
+    if _chip(ctx) and is_float(op.result_types[0].dtype):
+        return _chip_mm(op, ins, ctx)
     return [_out(op, _mm(op, *ins))]
 
 
 def _linear(op, ins, ctx):
     if "activation" in op.attrs:
         raise UnsupportedOp(f"linear with a fused activation {op.attrs['activation']} is not implemented")
+    if _chip(ctx) and is_float(op.result_types[0].dtype):
+        return _chip_mm(op, ins, ctx)
     y = _mm(op, ins[0], ins[1])
     if len(ins) > 2:
         y = y + _f(ins[2])

@@ -105,9 +105,9 @@ def _host_dtype(dtype):
     return np.dtype(dtype)
 
 
-def bind(module_text: str, lowered, name: str = "program") -> BoundProgram:
+def bind(module_text: str, lowered, name: str = "program", arithmetic: str = "exact") -> BoundProgram:
     """Bind a TTNN module to ``lowered`` (the ``jax.stages.Lowered`` of the program it was compiled from,
-    lowered here on CPU devices of the module's mesh shape)."""
+    lowered here on CPU devices of the module's mesh shape), executed in ``arithmetic`` (``exact``, ``chip``)."""
     module = parse(module_text)
     args = lowered._lowering.compile_args
     compiled = lowered.compile()
@@ -119,7 +119,7 @@ def bind(module_text: str, lowered, name: str = "program") -> BoundProgram:
     if tuple(mesh.devices.shape) != tuple(module.mesh_shape):
         raise ExecutionError(f"{name}: the module's mesh is {module.mesh_shape}, the program's "
                              f"{tuple(mesh.devices.shape)}")
-    return BoundProgram(name, Executor(module, name), hashlib.sha256(module_text.encode()).hexdigest(),
+    return BoundProgram(name, Executor(module, name, arithmetic=arithmetic), hashlib.sha256(module_text.encode()).hexdigest(),
                         lowered.in_tree, kept, in_shardings, lowered.out_tree, out_shardings,
                         list(args["global_out_avals"]), list(mesh.devices.flat))
 

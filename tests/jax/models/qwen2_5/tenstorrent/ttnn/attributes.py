@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import struct
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import ml_dtypes
 import numpy as np
@@ -148,3 +148,12 @@ def mesh_composer(text: str) -> Tuple[List[int], Optional[List[int]]]:
         raise ModuleFormatError(f"not a mesh composer config: {text[:200]}")
     override = _OVERRIDE.search(text)
     return int_list(f"[{dims.group(1)}]"), (int_list(f"[{override.group(1)}]") if override else None)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def compute_config(text: str) -> Dict[str, str]:
+    """``#ttnn.device_compute_kernel_config<math_fidelity = hifi4, fp32_dest_acc_en = true>`` -> {field: value}
+    (the fields the module prints; an unset field is absent)."""
+    if not text.strip().startswith("#ttnn.device_compute_kernel_config<"):
+        raise ModuleFormatError(f"not a compute kernel config: {text[:120]!r}")
+    return dict(re.findall(r"(\w+) = (\w+)", text))
