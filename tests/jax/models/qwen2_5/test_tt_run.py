@@ -165,6 +165,9 @@ def test_tt_run_command_compiles_runs_and_replays(checkpoint_factory, tmp_path, 
     (["--program", "generate", "--ttnn-module", "x.mlir"], "--ttnn-module: only with --program forward"),
     (["--program", "forward", "--mesh", "1x32"], "does not fit blackhole_8xp150"),
     (["--program", "forward", "--target", "nowhere"], "'nowhere' is not one of"),
+    (["--program", "forward", "--arithmetic", "ideal"], "argument --arithmetic: invalid choice: 'ideal'"),
+    (["--program", "forward", "--ttnn-module", "x.mlir", "--tt-optimization-level", "1"],
+     "the --tt-* compile options do not apply to a module that is not compiled"),
 ])
 def test_tt_run_usage_errors_are_one_line(extra, message, checkpoint_factory, tmp_path):
     path, _ = checkpoint_factory("tied6x2")

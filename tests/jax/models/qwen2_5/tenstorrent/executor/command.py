@@ -3,7 +3,8 @@
     python -m tests.jax.models.qwen2_5 tt-run --model-path DIR --mesh BxM --target NAME \
         --program forward|generate --input-ids IDS.npy [--attention-mask MASK.npy] \
         [--dtype float32|bfloat16] [--max-new-tokens N] --out OUT.npy [--json REPORT] \
-        [--dump-ttnn DIR] [--ttnn-module FILE]
+        [--dump-ttnn DIR] [--ttnn-module FILE] [--arithmetic exact|chip] [--tt-optimization-level 0|1|2] \
+        [--tt-math-fidelity lofi|hifi2|hifi3|hifi4] [--tt-weight-dtype bf16|bfp_bf8|bfp_bf4]
 
 Compiles the program(s) for the target in compile-only mode, in the Tenstorrent plugin's interpreter
 (``.venv-tt``), runs them with the TTNN executor (``executor/``) on the checkpoint's weights, one
@@ -13,6 +14,8 @@ programs in the host loop of ``generate(loop="host")``, no early stop). The JSON
 ops executed by kind, seconds and each module's sha256. ``--ttnn-module FILE`` (with ``--program
 forward``) executes that module text instead of compiling: a module dumped elsewhere (an edited one,
 or one from a hardware run) is replayed. Prompts are left-padded to their bucket (``generate``'s).
+``--arithmetic chip`` computes matmul, softmax and rms_norm as the chip does (docs/chip_arithmetic.md); the
+``--tt-*`` options are tt-mlir's compile options, as the suite's pytest options of the same names.
 Exit status 0 on success, 1 when a compile or the executor fails, 2 on a usage error.
 """
 
@@ -46,7 +49,27 @@ def build_parser() -> Parser:
     p.add_argument("--dump-ttnn", default=None, help="write the compiled TTNN modules into this directory")
     p.add_argument("--ttnn-module", default=None, help="execute this TTNN module (forward only) instead of compiling")
     p.add_argument("--tt-python", default=None, help="a Python with a Tenstorrent PJRT plugin (default: .venv-tt)")
+    p.add_argument("--arithmetic", default="exact", choices=("exact", "chip"),
+                   help="the executor's arithmetic: exact (float32, rounded to each declared type) or chip")
+    p.add_argument("--tt-optimization-level", type=int, choices=(0, 1, 2), default=None,
+                   help="tt-mlir's optimization_level (default: the plugin's, 0)")
+    p.add_argument("--tt-math-fidelity", choices=("lofi", "hifi2", "hifi3", "hifi4"), default=None,
+                   help="tt-mlir's math_fidelity (default: the plugin's)")
+    p.add_argument("--tt-weight-dtype", choices=("bf16", "bfp_bf8", "bfp_bf4"), default="bf16",
+                   help="the weights' device dtype (experimental_weight_dtype)")
     return p
+
+
+def compiler_options(args) -> tuple:
+    """The ``--tt-*`` options as the (key, value) pairs a compile job takes; () for the plugin's defaults."""
+    out = []
+    if args.tt_optimization_level is not None:
+        out.append(("optimization_level", str(args.tt_optimization_level)))
+    if args.tt_weight_dtype != "bf16":
+        out.append(("experimental_weight_dtype", args.tt_weight_dtype))
+    if args.tt_math_fidelity:
+        out.append(("math_fidelity", args.tt_math_fidelity))
+    return tuple(out)
 
 
 def parse_args(argv=None):
@@ -77,6 +100,8 @@ def parse_args(argv=None):
         p.fail(f"argument --attention-mask: shape {args.mask.shape} differs from the ids' {args.ids.shape}")
     if args.ttnn_module and args.program != "forward":
         p.fail("argument --ttnn-module: only with --program forward")
+    if args.ttnn_module and compiler_options(args):
+        p.fail("argument --ttnn-module: the --tt-* compile options do not apply to a module that is not compiled")
     if args.ttnn_module and not os.path.isfile(args.ttnn_module):
         p.fail(f"argument --ttnn-module: {args.ttnn_module!r} does not exist")
     for option, path in (("--out", args.out), ("--json", args.json)):
@@ -92,7 +117,8 @@ def _compile(args, entries, bucket, new_tokens, root) -> dict:
     python, descriptor = command_worker(build_parser(), args.tt_python, args.tt_target, root)
     programs = tuple((name, dtype, bucket, new_tokens) for name, dtype in entries)
     job = Job(os.path.basename(os.path.abspath(args.model_path)) or "model", tuple(args.mesh), programs=programs,
-              batch=int(args.ids.shape[0]), config=args.config_text, keep_ttnn=True)
+              batch=int(args.ids.shape[0]), config=args.config_text, keep_ttnn=True,
+              compiler_options=compiler_options(args))
     with tempfile.TemporaryDirectory(prefix="tt_run_") as tmp:
         got = run_all(python, {args.target: (descriptor, [job])}, tmp, root)[args.target]
         if "failed" in got:
@@ -142,7 +168,7 @@ def main(argv=None) -> int:
              else _compile(args, entries, bucket, new_tokens, root))
     compiled_s = time.time() - start
     bound = {name: runner.bind(text, programs.lower(model, name, batch=ids.shape[0], prompt=bucket,
-                                                    new_tokens=new_tokens), name)
+                                                    new_tokens=new_tokens), name, arithmetic=args.arithmetic)
              for name, text in texts.items()}
     try:
         if args.program == "forward":
@@ -160,6 +186,7 @@ def main(argv=None) -> int:
         for name, n in b.executor.counts.items():
             counts[name] = counts.get(name, 0) + n
     report = {"program": args.program, "mesh": mesh_text(args.mesh), "target": args.target, "dtype": args.dtype,
+              "arithmetic": args.arithmetic, "compiler_options": dict(compiler_options(args)),
               "output_shape": list(out.shape), "ops_executed": dict(sorted(counts.items())),
               "executor_seconds": round(sum(b.executor.seconds for b in bound.values()), 3),
               "seconds": round(time.time() - start, 2), "compile_and_load_seconds": round(compiled_s, 2),
@@ -168,7 +195,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
-    print(f"{args.program} on {args.target} mesh {mesh_text(args.mesh)} ({args.dtype}): {args.out} {list(out.shape)}, "
+    print(f"{args.program} on {args.target} mesh {mesh_text(args.mesh)} ({args.dtype}, {args.arithmetic} arithmetic): "
+          f"{args.out} {list(out.shape)}, "
           f"{sum(counts.values())} ops executed in {report['executor_seconds']:.2f}s")
     return 0
 
