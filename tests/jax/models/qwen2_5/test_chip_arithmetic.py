@@ -157,6 +157,54 @@ def test_rms_norm_kernel():
     np.testing.assert_array_equal(zero, 0)
 
 
+def test_eltwise_add_and_multiply_on_the_fpu():
+    # bfloat16 Dst: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and rounds away (nearest even would give 1)
+    assert arithmetic.add(np.array([1.0], F), np.array([2 ** -8], F), False)[0] == F(1 + 2 ** -7)
+    assert arithmetic.add(np.array([1.0], F), np.array([2 ** -8], F), False, subtract=True)[0] == F(1 - 2 ** -8)
+    # float32 Dst: the operands as tf32: 2^-12 below 1's tenth mantissa bit is dropped before the add
+    assert arithmetic.add(np.array([1 + 2 ** -12], F), np.array([0.0], F), True)[0] == F(1)
+    # multiply: a (SrcA) 1 + 2^-7 keeps hidden + 4 bits in phase 0 (LoFi: 1), its low bits join in phase 1
+    a, b = np.array([1 + 2 ** -7], F), np.array([3.0], F)
+    assert arithmetic.multiply(a, b, "lofi", False)[0] == F(3)
+    assert arithmetic.multiply(a, b, "hifi2", False)[0] == F(3 + 3 * 2 ** -7)
+
+
+def test_silu_and_sigmoid():
+    x = arithmetic.bf16_nearest(np.linspace(-12, 12, 97).astype(F))
+    ref = x / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(arithmetic.silu(x, True), ref, rtol=1e-6, atol=1e-30)  # accurate exp, two Newton steps
+    bf = arithmetic.silu(x, False)  # exp_21f, one Newton step, rounded to bfloat16
+    np.testing.assert_array_equal(bf, arithmetic.bf16_nearest(bf))
+    np.testing.assert_allclose(bf, ref, rtol=2 ** -7, atol=1e-6)
+    assert arithmetic.silu(np.array([0.0], F), False)[0] == 0
+    # sigmoid(0) = 1 / (1 + exp(0)): exp_21f(0) is 1.001953125 rounded to bfloat16 (1.0); one Newton step on 1/2
+    assert arithmetic.sigmoid(np.array([0.0], F), False)[0] == F(0.5)
+    np.testing.assert_allclose(arithmetic.sigmoid(x, True), 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6)
+
+
+def _eltwise_module(body: str, args: str, result: str) -> str:
+    from .test_ttnn_ops import _module
+
+    return "#system_desc = #ttcore.system_desc<[{arch = <wormhole_b0>}]>\n" + _module(body, args, result)
+
+
+def test_the_executor_runs_eltwise_ops_as_the_chip_does():
+    from .tenstorrent.executor import executor as ex
+
+    none = "activations = [], input_tensor_a_activations = [], input_tensor_b_activations = []"
+    body = (f'    %0 = "ttnn.add"(%arg0, %arg1) <{{{none}}}> : (tensor<2xbf16>, tensor<2xbf16>) -> tensor<2xbf16>\n'
+            '    %1 = "ttnn.silu"(%0) : (tensor<2xbf16>) -> tensor<2xbf16>\n'
+            '    return %1 : tensor<2xbf16>')
+    text = _eltwise_module(body, "%arg0: tensor<2xbf16>, %arg1: tensor<2xbf16>", "tensor<2xbf16>")
+    a, b = np.array([1.0, 3.0], F), np.array([2 ** -8, 0.5], F)
+    (chip,) = ex.Executor(text, arithmetic="chip").run([[a], [b]])
+    (exact,) = ex.Executor(text).run([[a], [b]])
+    # the sum: ties away on the chip (1 + 2^-7), to even when exact (1); then the SFPU's silu in a bfloat16 Dst
+    np.testing.assert_array_equal(chip[0], arithmetic.silu(np.array([1 + 2 ** -7, 3.5], F), False))
+    s = np.array([1.0, 3.5])
+    np.testing.assert_array_equal(exact[0], arithmetic.bf16_nearest(s / (1 + np.exp(-s))))
+
+
 def _matmul_module(config: str) -> str:
     from .test_ttnn_ops import _module
 

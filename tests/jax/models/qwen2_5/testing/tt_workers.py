@@ -31,16 +31,8 @@ def add_jobs(plan: Dict[str, Tuple[str, List[Job]]], target: Target, dirs: list,
 def compiler_options(config) -> tuple:
     """The session's tt-mlir compile options (``--tt-optimization-level``, ``--tt-weight-dtype``,
     ``--tt-math-fidelity``) as the (key, value) pairs a compile job and ``jax.jit`` take; () for the defaults."""
+    from ..tenstorrent.compile.options import option_pairs
     from . import options
 
-    out = []
-    level = options.get(config, "--tt-optimization-level")
-    if level is not None:
-        out.append(("optimization_level", str(level)))
-    weights = options.get(config, "--tt-weight-dtype")
-    if weights and weights != "bf16":
-        out.append(("experimental_weight_dtype", weights))
-    fidelity = options.get(config, "--tt-math-fidelity")
-    if fidelity:
-        out.append(("math_fidelity", fidelity))
-    return tuple(out)
+    return option_pairs(options.get(config, "--tt-optimization-level"), options.get(config, "--tt-weight-dtype"),
+                        options.get(config, "--tt-math-fidelity"))

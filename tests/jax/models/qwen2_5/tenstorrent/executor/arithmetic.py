@@ -128,6 +128,14 @@ def multiply(a, b, fidelity: str = "hifi4", fp32_dest_acc: bool = True) -> np.nd
     return sum(a_parts[pa] * b_parts[pb] for pa, pb in PHASES[:PHASE_COUNT[fidelity]]).astype(np.float32)
 
 
+def add(a, b, fp32_dest_acc: bool, subtract: bool = False) -> np.ndarray:
+    """The FPU's element-wise ``a + b`` (or ``a - b``) as Dst holds it: each operand as its source register holds
+    it, the sum rounded to Dst's format (no fidelity: the adder takes whole mantissas)."""
+    bits = OPERAND_BITS[bool(fp32_dest_acc)]
+    a, b = keep_mantissa(a, bits), keep_mantissa(b, bits)
+    return _dst(a - b if subtract else a + b, fp32_dest_acc)
+
+
 def exp(x, approximate: bool, fp32_dest_acc: bool = True) -> np.ndarray:
     """The SFPU's exp as Dst holds it. ``approximate``: Schraudolph's bit trick (inputs clamped at -88.5;
     about 8 mantissa bits, percent-level error). Otherwise float32-accurate with a float32 Dst, or the
@@ -168,6 +176,26 @@ def reciprocal(x, approximate: bool, fp32_dest_acc: bool = True) -> np.ndarray:
         scale = np.exp2(-(((u >> np.uint32(23)) & np.uint32(0xFF)).astype(np.float64) - 127)).astype(np.float32)
         out = np.copysign(y * scale, x)
     return np.where(x == 0, np.copysign(np.float32(np.inf), x), out).astype(np.float32)
+
+
+def sigmoid(x, fp32_dest_acc: bool) -> np.ndarray:
+    """The SFPU's accurate sigmoid (ckernel_sfpu_sigmoid.h): 1 / (1 + exp(-x)) with the accurate exp and two
+    Newton steps of the reciprocal with a float32 Dst; exp_21f and one Newton step, then rounded to bfloat16,
+    with a bfloat16 Dst."""
+    x = np.asarray(x, np.float32)
+    den = np.float32(1) + exp(-x, False, fp32_dest_acc)
+    r = reciprocal(den, approximate=not fp32_dest_acc, fp32_dest_acc=fp32_dest_acc)
+    return r if fp32_dest_acc else bf16_nearest(r)
+
+
+def silu(x, fp32_dest_acc: bool) -> np.ndarray:
+    """The SFPU's silu (ckernel_sfpu_silu.h): x times the sigmoid above (unrounded), rounded to bfloat16 with a
+    bfloat16 Dst."""
+    x = np.asarray(x, np.float32)
+    den = np.float32(1) + exp(-x, False, fp32_dest_acc)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = (x * reciprocal(den, approximate=not fp32_dest_acc, fp32_dest_acc=fp32_dest_acc)).astype(np.float32)
+    return y if fp32_dest_acc else bf16_nearest(y)
 
 
 def rsqrt(x, approximate: bool, fp32_dest_acc: bool = True) -> np.ndarray:

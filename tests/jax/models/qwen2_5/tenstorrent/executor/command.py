@@ -62,14 +62,9 @@ def build_parser() -> Parser:
 
 def compiler_options(args) -> tuple:
     """The ``--tt-*`` options as the (key, value) pairs a compile job takes; () for the plugin's defaults."""
-    out = []
-    if args.tt_optimization_level is not None:
-        out.append(("optimization_level", str(args.tt_optimization_level)))
-    if args.tt_weight_dtype != "bf16":
-        out.append(("experimental_weight_dtype", args.tt_weight_dtype))
-    if args.tt_math_fidelity:
-        out.append(("math_fidelity", args.tt_math_fidelity))
-    return tuple(out)
+    from ..compile.options import option_pairs
+
+    return option_pairs(args.tt_optimization_level, args.tt_weight_dtype, args.tt_math_fidelity)
 
 
 def parse_args(argv=None):

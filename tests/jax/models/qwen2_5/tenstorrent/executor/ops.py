@@ -7,9 +7,10 @@ combine devices; ``executor.py`` the control ops: ``ttcore.load_cached``, ``ttco
 ``ttnn.deallocate``, ``ttnn.get_device``). Attributes that only steer the kernels (program configs,
 compute configs, memory configs) are accepted. In ``exact`` arithmetic they change no value: every op computes
 in float32 and rounds its result to the type the module declares. In ``chip`` arithmetic (``ctx.chip``)
-matmul, linear, softmax, rms_norm and rms_norm_residual compute as the chip does (``arithmetic.py``) with the
-settings ``compute_settings`` reads from the op's ``compute_config``, or ttnn's defaults without one; every
-other op as in ``exact``.
+matmul, linear, softmax, rms_norm, rms_norm_residual, add, subtract, multiply, silu, sigmoid, exp, reciprocal
+and rsqrt (as ops and as fused activations) compute as the chip does (``arithmetic.py``) with the settings
+``compute_settings`` reads from the op's ``compute_config``, or ttnn's defaults without one; every other op
+as in ``exact`` (typecast already rounds as the device does: to nearest even).
 """
 
 from __future__ import annotations
@@ -56,14 +57,19 @@ _FUSED = {"sin": np.sin, "cos": np.cos, "exp": np.exp, "relu": lambda x: np.maxi
           "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
 
 
-def _fused(op, key):
+def _fused(op, key, chip=False):
     """The unary ops an eltwise binary op applies to an input or to its result (``input_tensor_a_activations =
-    [#ttnn.unary_with_param<op_type = sin>]``), in order."""
-    return _read_fused(key, op.attrs.get(key, "[]").strip())
+    [#ttnn.unary_with_param<op_type = sin>]``), in order; in ``chip`` arithmetic the SFPU's forms where modelled
+    (with a float32 Dst when the op's result is float32)."""
+    bf16_chip = (op.result_types[0].dtype != "f32") if chip else None
+    return _read_fused(key, op.attrs.get(key, "[]").strip(), bf16_chip)
 
 
 @functools.lru_cache(maxsize=1 << 12)  # read once per attribute text, not at every call of the op
-def _read_fused(key, text):
+def _read_fused(key, text, bf16_chip=None):
+    if bf16_chip is not None:
+        chip_fns = _chip_unary_fns(not bf16_chip)
+        return [chip_fns.get(name, fn) for (name, _), fn in zip(activations(text), _read_fused(key, text))]
     try:
         names = activations(text)
     except ModuleFormatError:
@@ -90,8 +96,9 @@ def _int_math(op, a, b, fn):
     return _out(op, wide)
 
 
-def _binary(fn, compare=False, logical=False, ints=None):
-    """An eltwise binary op with its fused activations; ``ints``: its integer form when it differs."""
+def _binary(fn, compare=False, logical=False, ints=None, fpu=None):
+    """An eltwise binary op with its fused activations; ``ints``: its integer form when it differs; ``fpu``: its
+    name when ``chip`` arithmetic models it (add, subtract, multiply)."""
     def plain(op, a, b):
         as_float = is_float(op.result_types[0].dtype)
         if logical:
@@ -107,17 +114,40 @@ def _binary(fn, compare=False, logical=False, ints=None):
 
     def impl(op, ins, ctx):
         a, b = ins
-        pre_a, pre_b = _fused(op, "input_tensor_a_activations"), _fused(op, "input_tensor_b_activations")
-        post = _fused(op, "activations")
+        chip = _chip(ctx)
+        pre_a = _fused(op, "input_tensor_a_activations", chip)
+        pre_b = _fused(op, "input_tensor_b_activations", chip)
+        post = _fused(op, "activations", chip)
         if (pre_a or pre_b or post) and not is_float(op.result_types[0].dtype):
             raise UnsupportedOp("fused activations on an op with an integer result")
         if pre_a:
             a = _f(_activate(pre_a, a))
         if pre_b:
             b = _f(_activate(pre_b, b))
-        out = plain(op, a, b)
+        if chip and fpu is not None and is_float(op.result_types[0].dtype):
+            out = _chip_binary(op, a, b, fpu, ctx)
+        else:
+            out = plain(op, a, b)
         return [_out(op, _activate(post, out)) if post else out]
     return impl
+
+
+def _chip_binary(op, a, b, kind, ctx):
+    """add, subtract, multiply as the chip computes them: two float32 operands on the SFPU in float32; else on
+    the FPU, each operand as its source register holds it (multiply with the fidelity phases), in Dst, packed."""
+    dtypes = [t.dtype for t in op.operand_types[:2] if t is not None]
+    if len(dtypes) == 2 and all(d == "f32" for d in dtypes):
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}[kind](_f(a), _f(b))
+        return _packed(op, y)
+    s = compute_settings(op, ctx.family)
+    a, b = np.broadcast_arrays(_f(a), _f(b))
+    if kind == "multiply":
+        y = arithmetic.multiply(a, b, s.fidelity, s.fp32_dest_acc)
+        y = y if s.fp32_dest_acc else arithmetic.bf16_nearest(y)
+    else:
+        y = arithmetic.add(a, b, s.fp32_dest_acc, subtract=kind == "subtract")
+    return _packed(op, y)
 
 
 def _int_divide(a, b):
@@ -133,6 +163,17 @@ def _int_remainder(a, b):
     return np.remainder(a, b)
 
 
+def _chip_unary_fns(fp32_dest_acc: bool) -> dict:
+    """The SFPU's functions ``chip`` arithmetic models, by their names as ops and as fused activations; exp,
+    reciprocal and rsqrt in their accurate modes (ttnn's default)."""
+    return {"silu": lambda x: arithmetic.silu(x, fp32_dest_acc),
+            "sigmoid": lambda x: arithmetic.sigmoid(x, fp32_dest_acc),
+            "exp": lambda x: arithmetic.exp(x, False, fp32_dest_acc),
+            "recip": lambda x: arithmetic.reciprocal(x, False, fp32_dest_acc),
+            "reciprocal": lambda x: arithmetic.reciprocal(x, False, fp32_dest_acc),
+            "rsqrt": lambda x: arithmetic.rsqrt(x, False, fp32_dest_acc)}
+
+
 def _unary(fn, ints=None):
     def impl(op, ins, ctx):
         (a,) = ins
@@ -140,9 +181,15 @@ def _unary(fn, ints=None):
             if ints is None:
                 raise UnsupportedOp(f"{op.kind} of an integer tensor is not implemented")
             return [_out(op, ints(a.astype(np.int64)))]
+        if _chip(ctx) and op.kind in _CHIP_UNARY:
+            s = compute_settings(op, ctx.family)
+            return [_packed(op, _chip_unary_fns(s.fp32_dest_acc)[op.kind](_f(a)))]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return [_out(op, fn(_f(a)))]
     return impl
+
+
+_CHIP_UNARY = ("silu", "sigmoid", "exp", "reciprocal", "rsqrt")
 
 
 def _silu(x):
@@ -439,6 +486,9 @@ def compute_settings(op, family: str) -> Settings:
         return Settings("hifi3" if family == "wormhole" else "hifi4", dtypes[0] != "f32", True, False)
     if op.kind in ("rms_norm", "rms_norm_residual"):
         return Settings("hifi4", True, False, False)
+    if op.kind in ("add", "subtract", "multiply") + _CHIP_UNARY:
+        # binary_ng and the unary factories: HiFi4, a float32 Dst iff an operand or the result is float32
+        return Settings("hifi4", False, out_f32 or "f32" in dtypes, False)
     raise UnsupportedOp(f"no compute settings are modelled for {op.kind}")
 
 
@@ -522,7 +572,8 @@ def _paged_update_cache(op, ins, ctx):
 def _binary_table():
     common = _ACTIVATIONS + KERNEL_ONLY
     table = {
-        "add": _binary(np.add), "subtract": _binary(np.subtract), "multiply": _binary(np.multiply),
+        "add": _binary(np.add, fpu="add"), "subtract": _binary(np.subtract, fpu="subtract"),
+        "multiply": _binary(np.multiply, fpu="multiply"),
         "maximum": _binary(np.maximum), "minimum": _binary(np.minimum), "pow_tensor": _binary(np.power),
         "eq": _binary(np.equal, compare=True), "ne": _binary(np.not_equal, compare=True),
         "gt": _binary(np.greater, compare=True), "ge": _binary(np.greater_equal, compare=True),
