@@ -121,6 +121,7 @@ def test_compile_options_reach_the_programs_and_a_mesh_may_use_part_of_a_target(
 @pytest.mark.parametrize("args,message", [
     (["--platform", "tt-emulated", "--tt-python", "/nonexistent/python"], "--tt-python /nonexistent/python does not exist"),
     (["--tt-emulated-targets", "blackhole_8xp150"], "--tt-emulated-targets applies to --platform tt-emulated"),
+    (["--tt-arithmetic", "chip"], "--tt-arithmetic applies to --platform tt-emulated"),
     (["--platform", "tt-emulated", "--tt-emulated-targets", "n300"], "unknown Tenstorrent target 'n300'"),
 ])
 def test_gsm8k_command_usage_errors_on_the_emulated_platform(args, message, tmp_path):

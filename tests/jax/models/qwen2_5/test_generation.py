@@ -13,7 +13,8 @@ from .testing.parity import left_padded_batch
 from .testing.reports import record_model
 from .model.generation import cached_step_logits
 from .tenstorrent.compile.programs import decode_step
-from .testing.parity import F32_REL_TOL, logits_report
+from .testing.options import on_chip
+from .testing.parity import F32_CHIP_REL_TOL, f32_rel_tol, logits_report
 
 NEW_TOKENS = 24
 pytestmark = pytest.mark.model_test
@@ -69,11 +70,13 @@ def test_cached_decoding_equals_full_recomputation(mesh, hf_generation, request)
     s = ids.shape[1]
     report = logits_report(stepwise, full[:, s - 1: s + 8], np.ones(stepwise.shape[:2], bool))
     record_model(request.node, "random-gqa28x4-decode", mesh, report)
-    assert report["rel_diff"] <= F32_REL_TOL and report["argmax_agreement"] == 1.0, report
+    assert report["rel_diff"] <= f32_rel_tol(on_chip(request.config)) and report["argmax_agreement"] == 1.0, report
 
 
 @pytest.mark.parametrize("loop", ["device", "host"])
-def test_greedy_tokens_equal_pytorch_generate(mesh, loop, hf_generation, request):
+def test_greedy_tokens_equal_pytorch_generate(mesh, loop, hf_generation, checkpoint_factory, request):
+    """Token for token; on a chip (float32 matmuls read tf32 operands) a row may part from PyTorch only where
+    PyTorch's own logits of the two tokens lie within F32_CHIP_REL_TOL of the largest logit."""
     path, ids, mask, eos, expected = hf_generation
     model = load_model(path, mesh)
     tokens = model.generate(ids, mask, NEW_TOKENS, eos_token_id=eos, loop=loop)
@@ -82,7 +85,19 @@ def test_greedy_tokens_equal_pytorch_generate(mesh, loop, hf_generation, request
     assert stopped and len(stopped) < 4, "the test needs a row that stops early and one that does not"
     record_model(request.node, f"random-gqa28x4-generate-{loop}-loop", mesh,
                  token_agreement=float((tokens == expected).mean()))
-    np.testing.assert_array_equal(tokens, expected)
+    if not on_chip(request.config):
+        np.testing.assert_array_equal(tokens, expected)
+        return
+    from .synthetic.random_checkpoint import hf_logits
+
+    _, torch_model = checkpoint_factory("gqa28x4")
+    for r in (r for r in range(len(tokens)) if (tokens[r] != expected[r]).any()):
+        k = int(np.argmax(tokens[r] != expected[r]))
+        prefix = np.concatenate([ids[r:r + 1], expected[r:r + 1, :k]], 1)
+        logits = hf_logits(torch_model, prefix, np.concatenate([mask[r:r + 1], np.ones((1, k), mask.dtype)], 1))[0, -1]
+        gap = abs(float(logits[tokens[r, k]] - logits[expected[r, k]]))
+        bound = F32_CHIP_REL_TOL * float(np.abs(logits).max())
+        assert gap <= bound, f"row {r} step {k}: PyTorch's logit gap {gap} exceeds the chip's float32 bound {bound}"
 
 
 @pytest.fixture(scope="session")

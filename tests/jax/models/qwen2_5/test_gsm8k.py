@@ -8,6 +8,7 @@ import pytest
 from . import load_model
 from .testing.gsm8k_run import run_gsm8k
 from .testing.meshes import build_mesh, mesh_name
+from .testing.options import on_chip
 from .gsm8k import extract_answer, is_correct
 from .gsm8k.data import GSM8KFormatError, GSM8KUnavailable, Problem, load_split, read_jsonl, select
 from .gsm8k.evaluate import Settings, evaluate
@@ -129,7 +130,10 @@ def samples(config, default):
 @pytest.mark.model_test
 def test_gsm8k_random_checkpoint_matches_pytorch(request, mesh, gsm8k_splits, gsm8k_random_checkpoint,
                                                  tmp_path_factory):
-    """float32: completions token-for-token equal to PyTorch generate, hence equal accuracy."""
+    """float32: completions token-for-token equal to PyTorch generate, hence equal accuracy. On a chip (its FPU
+    reads float32 operands as tf32) a random model's flat distributions part from PyTorch within a few dozen
+    tokens (0 of 4 identical at 64 tokens under chip arithmetic): there only the accuracy is held equal, and the
+    identical-completion count is printed; test_greedy_tokens_equal_pytorch_generate bounds each parting."""
     path, tokenizer = gsm8k_random_checkpoint
     test, train = gsm8k_splits
     protocol = choose(request.config.getoption("--gsm8k-protocol"), tokenizer)
@@ -137,7 +141,10 @@ def test_gsm8k_random_checkpoint_matches_pytorch(request, mesh, gsm8k_splits, gs
     cache = str(tmp_path_factory.getbasetemp() / "gsm8k_reference")
     report = run_gsm8k(request, mesh, path, tokenizer, problems, train, protocol, "float32", cache, "random")
     differing = [r["id"] for r in report["records"] if not r["tokens_identical"]]
-    assert not differing, f"completions differ from PyTorch for {differing}"
+    if on_chip(request.config):
+        print(f"chip arithmetic: {len(problems) - len(differing)} of {len(problems)} completions identical")
+    else:
+        assert not differing, f"completions differ from PyTorch for {differing}"
     assert report["accuracy"] == report["reference"]["accuracy"]
 
 

@@ -45,6 +45,8 @@ def build_parser() -> Parser:
                    "(default: .venv-tt)")
     p.add_argument("--tt-compile-cache", default=None, help="tt-emulated: where compiled programs are kept "
                    "(env QWEN2_5_TT_COMPILE_CACHE; default ~/.cache/qwen2_5_tt_compile)")
+    p.add_argument("--tt-arithmetic", choices=("exact", "chip"), default=None,
+                   help="tt-emulated: the executor's arithmetic, exact (the default) or chip (docs/chip_arithmetic.md)")
     p.add_argument("--samples", default="100", help="first N test problems, or 'all' (1319)")
     p.add_argument("--gsm8k-path", default=None, help="directory with test.jsonl/train.jsonl, or one .jsonl "
                    "(env GSM8K_PATH); default: the Hugging Face dataset openai/gsm8k")
@@ -146,6 +148,8 @@ def emulated_targets(p: Parser, args) -> dict:
     if args.platform != "tt-emulated":
         if args.tt_emulated_targets:
             p.fail("--tt-emulated-targets applies to --platform tt-emulated")
+        if args.tt_arithmetic:
+            p.fail("--tt-arithmetic applies to --platform tt-emulated")
         return {}
     from ..tenstorrent.emulated.platform import EmulatedPlatform, EmulationUnavailable, parse_targets
 
@@ -245,7 +249,8 @@ def main(argv=None) -> int:
     protocol = choose(args.protocol, tokenizer, args.shots, args.seed)
     train = load_split("train", args.gsm8k_path) if protocol.name == "fewshot" else None
     emulated = ({"tt_target": args.tt_targets[mesh_name], "tt_python": args.tt_python,
-                 "compile_cache": args.tt_compile_cache} if args.tt_targets else {})
+                 "compile_cache": args.tt_compile_cache, "tt_arithmetic": args.tt_arithmetic or "exact"}
+                if args.tt_targets else {})
     model = load_model(path, mesh, dtype=dtype, max_cache_length=args.max_cache_length, **emulated)
     settings = Settings(protocol, args.max_new_tokens, args.batch_size, dtype)
     report = evaluate(model, path, tokenizer, problems, settings, train, reference=args.reference,
@@ -255,6 +260,7 @@ def main(argv=None) -> int:
     report["platform"] = platform
     if args.tt_targets:
         report["tt_targets"] = dict(args.tt_targets)
+        report["tt_arithmetic"] = args.tt_arithmetic or "exact"
     write_report(report, args.report)
     print(summary_line(report))
     print(f"accuracy {report['accuracy']:.1f}% ({report['correct']}/{report['problems']})")
@@ -326,7 +332,7 @@ def run_main(args) -> int:
     encoded = encode(tokenizer, build_prompts(problems, protocol, tokenizer, train))
     settings = Settings(protocol, args.max_new_tokens, args.batch_size, dtype)
     header = run.header_for(settings, problems, describe_tokenizer(tokenizer), checkpoint_fingerprint(path), stops,
-                            pad, encoded, platform, args.max_cache_length, args.tt_targets)
+                            pad, encoded, platform, args.max_cache_length, args.tt_targets, args.tt_arithmetic)
     path_j = journal.path_in(args.run_dir)
     if args.resume:
         old, _, _ = journal.read(path_j)
@@ -339,7 +345,8 @@ def run_main(args) -> int:
         journal.start(path_j, header)
     run.write_json(os.path.join(args.run_dir, run.PLAN), {
         "checkpoint": os.path.abspath(path), "platform": platform, "tt_targets": args.tt_targets,
-        "tt_python": args.tt_python, "tt_compile_cache": args.tt_compile_cache, "protocol": dataclasses.asdict(protocol),
+        "tt_python": args.tt_python, "tt_compile_cache": args.tt_compile_cache,
+        "tt_arithmetic": args.tt_arithmetic or "exact", "protocol": dataclasses.asdict(protocol),
         "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "dtype": dtype,
         "max_cache_length": args.max_cache_length, "stop_ids": stops, "pad_id": pad,
         "problem_ids": [q.id for q in problems], "encoded": encoded})

@@ -35,9 +35,12 @@ def _sha256(value) -> str:
 
 
 def header_for(settings, problems, tokenizer_info: dict, fingerprint: list, stops, pad, encoded, platform: str,
-               max_cache_length: int, tt_targets: Optional[dict] = None) -> dict:
-    """What a journal is bound to: a resumed run must agree on every field (on tt-emulated, the targets too)."""
+               max_cache_length: int, tt_targets: Optional[dict] = None, tt_arithmetic: Optional[str] = None) -> dict:
+    """What a journal is bound to: a resumed run must agree on every field (on tt-emulated, the targets and a
+    chosen arithmetic too)."""
     extra = {"tt_targets": dict(tt_targets)} if tt_targets else {}
+    if tt_targets and tt_arithmetic:
+        extra["tt_arithmetic"] = tt_arithmetic
     return {"settings": settings.describe(), "max_cache_length": max_cache_length, "platform": platform, **extra,
             "problems": [p.id for p in problems],
             "problems_sha256": _sha256([[p.id, p.question, p.gold] for p in problems]),
@@ -84,7 +87,8 @@ def worker(run_dir: str, run: str) -> int:
 
         target = (plan.get("tt_targets") or {}).get(run)  # tt-emulated: the Tenstorrent target of this mesh
         emulated = ({"tt_target": target, "tt_python": plan.get("tt_python"),
-                     "compile_cache": plan.get("tt_compile_cache")} if target else {})
+                     "compile_cache": plan.get("tt_compile_cache"),
+                     "tt_arithmetic": plan.get("tt_arithmetic", "exact")} if target else {})
         model = load_model(plan["checkpoint"], make_mesh(shape, platform=jax_platform(plan["platform"])),
                            dtype=settings.dtype, max_cache_length=plan["max_cache_length"], **emulated)
         complete = jax_completions
@@ -155,6 +159,7 @@ def assemble(run_dir: str, runs: List[str], problems, tokenizer, protocol, encod
     report = {"run_dir": os.path.abspath(run_dir), "settings": header["settings"], "tokenizer": header["tokenizer"],
               "stop_ids": stops, "problems": len(problems), "margin": margin, "platform": header.get("platform"),
               "tt_targets": plan.get("tt_targets") or {},
+              **({"tt_arithmetic": plan.get("tt_arithmetic", "exact")} if plan.get("tt_targets") else {}),
               "reference": {k: v for k, v in ref.items() if k != "tokens"}, "meshes": {}}
     one = results.get("1x1")
     for run in runs:
@@ -213,7 +218,8 @@ def markdown(report: dict) -> str:
              "",
              f"Platform {report.get('platform') or '?'}"
              + ("; Tenstorrent targets (compiled by tt-mlir, run by the TTNN executor): "
-                + ", ".join(f"{m} on {t}" for m, t in report["tt_targets"].items()) if report.get("tt_targets") else "")
+                + ", ".join(f"{m} on {t}" for m, t in report["tt_targets"].items())
+                + f"; {report.get('tt_arithmetic', 'exact')} arithmetic" if report.get("tt_targets") else "")
              + ".",
              "",
              "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]

@@ -1,7 +1,7 @@
 """``--platform tt-emulated``: the session's emulated Tenstorrent platform, installed as the model's default
 program backend (``causal_lm.DEFAULT_PROGRAMS``) so that every test's ``load_model`` runs its programs as
 tt-mlir compiled them for the target of its mesh's chip count, in the TTNN executor; and each test's junit
-properties: the targets it ran on and the TTNN ops executed there."""
+properties: the targets it ran on, the TTNN ops executed there and the executor's arithmetic."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class SessionPlatform:
                 ran[target] = n
         if not ran:
             return {}
-        return {"tt_target": ",".join(sorted(ran)), "tt_ops_executed": json.dumps(ran, sort_keys=True)}
+        return {"tt_target": ",".join(sorted(ran)), "tt_ops_executed": json.dumps(ran, sort_keys=True),
+                "tt_arithmetic": self.platform.arithmetic}
 
 
 def configure(config) -> None:

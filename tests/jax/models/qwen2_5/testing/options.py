@@ -134,3 +134,10 @@ def get(config, name: str):
     """The option's value, or the table's default when nobody registered it."""
     option = _BY_NAME[name]
     return getattr(config.option, option.dest, option.default)
+
+
+def on_chip(config) -> bool:
+    """Whether the session's models compute as a Tenstorrent chip does: ``--platform tt``, or tt-emulated with
+    ``--tt-arithmetic chip`` (float32 matmuls then read tf32 operands: testing/parity.py F32_CHIP_REL_TOL)."""
+    platform = getattr(config, "qwen_platform", None)
+    return platform == "tt" or (platform == "tt-emulated" and get(config, "--tt-arithmetic") == "chip")

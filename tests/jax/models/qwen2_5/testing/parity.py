@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 F32_REL_TOL = 1e-4  # max |difference| <= F32_REL_TOL * max |logit|
+# float32 on a Tenstorrent chip: the FPU reads float32 operands as tf32 (10 stored mantissa bits) even with a
+# float32 Dst, so a float32 model's matmuls carry about 2^-11 relative error per operand. Measured under the
+# executor's chip arithmetic (docs/chip_arithmetic.md): rel 4.4e-3 (gqa28x4, 1x1) against PyTorch, 8.2e-4
+# between the cached decode and recomputation; the bound leaves under 2x of headroom.
+F32_CHIP_REL_TOL = 2.0 ** -7
 BF16_MIN_PCC = 0.99  # tt-xla's default PCC threshold
+
+
+def f32_rel_tol(on_chip: bool) -> float:
+    """The float32 logits bound: F32_REL_TOL where float32 is computed in float32, F32_CHIP_REL_TOL on a chip."""
+    return F32_CHIP_REL_TOL if on_chip else F32_REL_TOL
 
 
 def logits_report(out: np.ndarray, ref: np.ndarray, valid: np.ndarray) -> dict:
