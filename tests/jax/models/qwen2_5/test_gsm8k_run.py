@@ -156,3 +156,22 @@ def test_journal_drops_a_torn_last_line_and_names_a_difference(tmp_path):
         f.write(data.replace(b"}\n", b"\n", 1))
     with pytest.raises(journal.JournalError, match="damaged"):
         journal.read(path)
+
+
+def test_an_emulated_journal_is_bound_to_its_targets_and_arithmetic():
+    from .gsm8k import run
+    from .gsm8k.data import Problem
+
+    class Settings:
+        def describe(self):
+            return {"max_new_tokens": 4}
+
+    def header(**kw):
+        return run.header_for(Settings(), [Problem("test-0", "Q?", "#### 1", "1")], {"class": "t"}, ["x"], [2], 0,
+                              [[1, 2]], "tt-emulated", 64, **kw)
+
+    exact = header(tt_targets={"1x1": "blackhole_p150"})
+    chip = header(tt_targets={"1x1": "blackhole_p150"}, tt_arithmetic="chip")
+    assert chip["tt_arithmetic"] == "chip" and "tt_arithmetic" not in exact
+    assert journal.difference(exact, chip) == 'tt_arithmetic: the journal has null, this run "chip"'
+    assert "tt_arithmetic" not in header(tt_arithmetic="chip")  # no targets: not emulated, nothing to bind
