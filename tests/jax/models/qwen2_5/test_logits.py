@@ -8,7 +8,7 @@ from .testing.compile_count import count_compiles
 from .testing.meshes import mesh_name
 from .testing.reports import record_model
 from .testing.options import on_chip
-from .testing.parity import BF16_MIN_PCC, f32_rel_tol, logits_report
+from .testing.parity import BF16_MIN_PCC, F32_REL_TOL, f32_rel_tol, logits_report
 
 GEOMETRIES = ["gqa28x4", "tied6x2"]
 
