@@ -248,3 +248,21 @@ def test_the_arithmetic_is_chosen_on_the_emulated_platform_only(tmp_path):
         load_model(str(tmp_path), mesh=None, tt_arithmetic="chip")
     with pytest.raises(ValueError, match="arithmetic must be one of exact, chip, got 'ideal'"):
         EmulatedPlatform(arithmetic="ideal")
+
+
+def test_float32_accumulation_always_comes_with_a_math_fidelity():
+    # fp32_dest_acc_en alone gives a compute config whose unset math_fidelity the runtime reads as LoFi
+    from .tenstorrent.compile.options import option_pairs
+    from .tenstorrent.executor import ops
+
+    assert option_pairs(None, "bf16", None) == ()
+    assert option_pairs(1, "bf16", None, fp32_dest_acc=True) == (
+        ("optimization_level", "1"), ("math_fidelity", "hifi4"), ("fp32_dest_acc_en", "true"))
+    assert option_pairs(1, "bfp_bf8", "hifi2", True) == (
+        ("optimization_level", "1"), ("experimental_weight_dtype", "bfp_bf8"), ("math_fidelity", "hifi2"),
+        ("fp32_dest_acc_en", "true"))
+
+    class Op:  # what tt-mlir writes for fp32_dest_acc_en alone at optimization level 1
+        kind = "matmul"
+        attrs = {"compute_config": "#ttnn.device_compute_kernel_config<fp32_dest_acc_en = true>"}
+    assert ops.compute_settings(Op, "blackhole") == ops.Settings("lofi", True, True, True)

@@ -93,6 +93,10 @@ SUITE = (
          help="the weights' device dtype (experimental_weight_dtype): bf16 as loaded, or block floats"),
     _opt("--tt-math-fidelity", choices=("lofi", "hifi2", "hifi3", "hifi4"), default=None,
          help="the kernels' math_fidelity (default: the plugin's, hifi4)"),
+    _opt("--tt-fp32-dest-acc", action="store_true", default=False,
+         help="fp32_dest_acc_en: float32 accumulation in every kernel, with math_fidelity hifi4 unless "
+              "--tt-math-fidelity names one (alone it would mean LoFi); at optimization level 1 this restores "
+              "level 0's accuracy (docs/chip_arithmetic.md)"),
     _opt("--partitioner", choices=("shardy", "gspmd"), default=os.environ.get("QWEN2_5_PARTITIONER"),
          help="jax's partitioner (jax_use_shardy_partitioner) for the whole run (env QWEN2_5_PARTITIONER; "
               "default: jax's own default). test_logits.py also runs the float32 parity under both"),

@@ -30,9 +30,10 @@ def add_jobs(plan: Dict[str, Tuple[str, List[Job]]], target: Target, dirs: list,
 
 def compiler_options(config) -> tuple:
     """The session's tt-mlir compile options (``--tt-optimization-level``, ``--tt-weight-dtype``,
-    ``--tt-math-fidelity``) as the (key, value) pairs a compile job and ``jax.jit`` take; () for the defaults."""
+    ``--tt-math-fidelity``, ``--tt-fp32-dest-acc``) as the (key, value) pairs a compile job and ``jax.jit``
+    take; () for the defaults."""
     from ..tenstorrent.compile.options import option_pairs
     from . import options
 
     return option_pairs(options.get(config, "--tt-optimization-level"), options.get(config, "--tt-weight-dtype"),
-                        options.get(config, "--tt-math-fidelity"))
+                        options.get(config, "--tt-math-fidelity"), bool(options.get(config, "--tt-fp32-dest-acc")))

@@ -4,7 +4,7 @@
         --program forward|generate --input-ids IDS.npy [--attention-mask MASK.npy] \
         [--dtype float32|bfloat16] [--max-new-tokens N] --out OUT.npy [--json REPORT] \
         [--dump-ttnn DIR] [--ttnn-module FILE] [--arithmetic exact|chip] [--tt-optimization-level 0|1|2] \
-        [--tt-math-fidelity lofi|hifi2|hifi3|hifi4] [--tt-weight-dtype bf16|bfp_bf8|bfp_bf4]
+        [--tt-math-fidelity lofi|hifi2|hifi3|hifi4] [--tt-weight-dtype bf16|bfp_bf8|bfp_bf4] [--tt-fp32-dest-acc]
 
 Compiles the program(s) for the target in compile-only mode, in the Tenstorrent plugin's interpreter
 (``.venv-tt``), runs them with the TTNN executor (``executor/``) on the checkpoint's weights, one
@@ -57,6 +57,8 @@ def build_parser() -> Parser:
                    help="tt-mlir's math_fidelity (default: the plugin's)")
     p.add_argument("--tt-weight-dtype", choices=("bf16", "bfp_bf8", "bfp_bf4"), default="bf16",
                    help="the weights' device dtype (experimental_weight_dtype)")
+    p.add_argument("--tt-fp32-dest-acc", action="store_true",
+                   help="fp32_dest_acc_en, with math_fidelity hifi4 unless --tt-math-fidelity names one")
     return p
 
 
@@ -64,7 +66,8 @@ def compiler_options(args) -> tuple:
     """The ``--tt-*`` options as the (key, value) pairs a compile job takes; () for the plugin's defaults."""
     from ..compile.options import option_pairs
 
-    return option_pairs(args.tt_optimization_level, args.tt_weight_dtype, args.tt_math_fidelity)
+    return option_pairs(args.tt_optimization_level, args.tt_weight_dtype, args.tt_math_fidelity,
+                        args.tt_fp32_dest_acc)
 
 
 def parse_args(argv=None):
