@@ -75,11 +75,9 @@ class EmulatedPlatform:
     def __init__(self, targets: Optional[Dict[int, Target]] = None, tt_python: Optional[str] = None,
                  compile_cache: Optional[str] = None, descriptor_dirs: Optional[str] = None,
                  arithmetic: str = "exact"):
-        from ..executor.ops import ARITHMETICS
+        from ..executor.ops import check_arithmetic
 
-        if arithmetic not in ARITHMETICS:
-            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
-        self.arithmetic = arithmetic  # the executor's: exact, or the chip's (docs/chip_arithmetic.md)
+        self.arithmetic = check_arithmetic(arithmetic)  # the executor's: exact, or the chip's (docs/chip_arithmetic.md)
         self.targets = dict(targets or parse_targets())
         self.dirs = search_dirs(descriptor_dirs)
         self.service = service(tt_python, compile_cache)

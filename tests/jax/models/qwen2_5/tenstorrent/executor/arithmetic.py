@@ -182,19 +182,22 @@ def sigmoid(x, fp32_dest_acc: bool) -> np.ndarray:
     """The SFPU's accurate sigmoid (ckernel_sfpu_sigmoid.h): 1 / (1 + exp(-x)) with the accurate exp and two
     Newton steps of the reciprocal with a float32 Dst; exp_21f and one Newton step, then rounded to bfloat16,
     with a bfloat16 Dst."""
-    x = np.asarray(x, np.float32)
-    den = np.float32(1) + exp(-x, False, fp32_dest_acc)
-    r = reciprocal(den, approximate=not fp32_dest_acc, fp32_dest_acc=fp32_dest_acc)
+    r = _sigmoid(np.asarray(x, np.float32), fp32_dest_acc)
     return r if fp32_dest_acc else bf16_nearest(r)
+
+
+def _sigmoid(x, fp32_dest_acc: bool) -> np.ndarray:
+    """1 / (1 + exp(-x)) as sigmoid and silu compute it, before any rounding."""
+    den = np.float32(1) + exp(-x, False, fp32_dest_acc)
+    return reciprocal(den, approximate=not fp32_dest_acc, fp32_dest_acc=fp32_dest_acc)
 
 
 def silu(x, fp32_dest_acc: bool) -> np.ndarray:
     """The SFPU's silu (ckernel_sfpu_silu.h): x times the sigmoid above (unrounded), rounded to bfloat16 with a
     bfloat16 Dst."""
     x = np.asarray(x, np.float32)
-    den = np.float32(1) + exp(-x, False, fp32_dest_acc)
     with np.errstate(over="ignore", invalid="ignore"):
-        y = (x * reciprocal(den, approximate=not fp32_dest_acc, fp32_dest_acc=fp32_dest_acc)).astype(np.float32)
+        y = (x * _sigmoid(x, fp32_dest_acc)).astype(np.float32)
     return y if fp32_dest_acc else bf16_nearest(y)
 
 

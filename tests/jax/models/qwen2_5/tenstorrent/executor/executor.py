@@ -28,7 +28,7 @@ import numpy as np
 
 from .collectives import COLLECTIVE
 from ..ttnn.module import Module, Op, parse
-from .ops import ARITHMETICS, LOCAL, UnsupportedOp
+from .ops import LOCAL, UnsupportedOp, check_arithmetic
 from .values import BF16, int_list, round_to
 
 CONTROL = ("ttcore.load_cached", "ttcore.while_loop", "ttnn.deallocate", "ttnn.get_device")
@@ -68,8 +68,7 @@ class Executor:
 
     def __init__(self, module, program: str = "module", all_reduce_as_written: bool = False,
                  arithmetic: str = "exact"):
-        if arithmetic not in ARITHMETICS:
-            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
+        check_arithmetic(arithmetic)
         self.module: Module = parse(module) if isinstance(module, str) else module
         self.program = program
         self.arithmetic = arithmetic

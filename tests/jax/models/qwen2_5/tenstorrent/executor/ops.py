@@ -453,6 +453,13 @@ def _rms_norm_residual(op, ins, ctx):
 ARITHMETICS = ("exact", "chip")
 
 
+def check_arithmetic(arithmetic: str) -> str:
+    """``arithmetic`` if it names one of ARITHMETICS, else a ValueError that lists them."""
+    if arithmetic not in ARITHMETICS:
+        raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {arithmetic!r}")
+    return arithmetic
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     fidelity: str
@@ -503,22 +510,23 @@ def _packed(op, y, index=0):
 
 # --- matrix products --------------------------------------------------------------------------------------
 
-def _mm(op, a, b):
+def _oriented(op, a, b):
+    """The two operands of a matmul / linear as float arrays, transposed as its attributes say."""
     a, b = _f(a), _f(b)
     if number(op.attrs.get("transpose_a", "false")):
         a = np.swapaxes(a, -1, -2)
     if number(op.attrs.get("transpose_b", "false")):
         b = np.swapaxes(b, -1, -2)
-    return np.matmul(a, b)
+    return a, b
+
+
+def _mm(op, a, b):
+    return np.matmul(*_oriented(op, a, b))
 
 
 def _chip_mm(op, ins, ctx):
     """matmul / linear as the matrix engine computes it: in0 the activations (SrcB), in1 the weights (SrcA)."""
-    a, b = _f(ins[0]), _f(ins[1])
-    if number(op.attrs.get("transpose_a", "false")):
-        a = np.swapaxes(a, -1, -2)
-    if number(op.attrs.get("transpose_b", "false")):
-        b = np.swapaxes(b, -1, -2)
+    a, b = _oriented(op, ins[0], ins[1])
     s = compute_settings(op, ctx.family)
     bias = _f(ins[2]) if len(ins) > 2 else None
     y = arithmetic.matmul(a, b, s.fidelity, s.fp32_dest_acc, bias=bias,
