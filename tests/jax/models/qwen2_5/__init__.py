@@ -61,7 +61,7 @@ from .model import load_model as _load_on_mesh  # noqa: E402
 
 
 def load_model(checkpoint_dir, mesh, dtype="float32", max_cache_length=None, compiler_options=None,
-               tt_target=None, tt_python=None, compile_cache=None, tt_arithmetic=None):
+               tt_target=None, tt_python=None, compile_cache=None, tt_arithmetic=None, attention=None):
     """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh`` (``model.load_model``).
 
     ``tt_target`` (e.g. ``"wormhole_n300-llmbox"``): run every program on the emulated Tenstorrent platform
@@ -69,16 +69,19 @@ def load_model(checkpoint_dir, mesh, dtype="float32", max_cache_length=None, com
     default ``.venv-tt``; each program once, kept in ``compile_cache``) and executed chip by chip by the TTNN
     executor on ``mesh``'s CPU devices (docs/emulated.md). Without the plugin or the target's descriptor it
     raises, naming what is missing; it never falls back to XLA:CPU. ``tt_arithmetic="chip"`` computes matmul,
-    softmax and rms_norm as the chip does (docs/chip_arithmetic.md); default ``"exact"``.
+    softmax and rms_norm as the chip does (docs/chip_arithmetic.md); default ``"exact"``. ``attention``:
+    ``"plain"`` or ``"fused"`` (the forms tt-mlir fuses into its SDPA and RoPE kernels); default fused for programs
+    tt-mlir compiles at optimization level >= 1, else plain (docs/fused_attention.md).
     """
     if tt_target is None:
         if tt_python is not None or compile_cache is not None or tt_arithmetic is not None:
             raise ValueError("tt_python, compile_cache and tt_arithmetic apply to the emulated platform: pass tt_target")
-        return _load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options)
+        return _load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, attention=attention)
     from .tenstorrent.emulated.api import load_model as load_emulated
 
     return load_emulated(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, tt_target=tt_target,
-                         tt_python=tt_python, compile_cache=compile_cache, tt_arithmetic=tt_arithmetic or "exact")
+                         tt_python=tt_python, compile_cache=compile_cache, tt_arithmetic=tt_arithmetic or "exact",
+                         attention=attention)
 
 
 __all__ = [

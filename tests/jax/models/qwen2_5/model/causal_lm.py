@@ -28,7 +28,7 @@ class Qwen2TP:
 
     def __init__(self, config: Qwen2Config, mesh, params, dtype: str = "float32",
                  max_cache_length: Optional[int] = None, compiler_options: Optional[dict] = None,
-                 programs=None):
+                 programs=None, attention: Optional[str] = None):
         self.config = config
         self.compiler_options = compiler_options
         # None: every program is jax.jit on the mesh's devices; else a program backend that stands in for the
@@ -39,7 +39,9 @@ class Qwen2TP:
         self.mesh = mesh
         self.dtype = dtype
         self.layout = TPLayout(config, model_size(mesh))
-        self.module = Qwen2Shard(config, self.layout, jnp.dtype(DTYPES[dtype]))
+        self.attention = self.default_attention() if attention is None else check_attention(attention)
+        self.module = Qwen2Shard(config, self.layout, jnp.dtype(DTYPES[dtype]), fused=self.attention == "fused",
+                                 tt_mlir=self.platform in TT_MLIR_PLATFORMS)
         self.params = params
         self.param_specs = partition_specs(params)
         self._forward_fns = {}
@@ -49,6 +51,14 @@ class Qwen2TP:
         """Where the programs run: the mesh's platform (``tt``, ``cpu``) or the program backend's
         (``tt-emulated``)."""
         return self.programs.platform if self.programs is not None else self.mesh.devices.flat[0].platform
+
+    def default_attention(self) -> str:
+        """``fused`` for programs tt-mlir compiles at optimization level >= 1 (where it keeps the fused
+        kernels; at level 0 it decomposes them, and the plain formulation takes fewer ops), else ``plain``."""
+        if self.platform not in TT_MLIR_PLATFORMS:
+            return "plain"
+        level = str(self.tt_compiler_options().get("optimization_level", "0"))
+        return "fused" if level not in ("0", "") else "plain"
 
     def tt_compiler_options(self) -> dict:
         """tt-mlir's compile options for every program: this model's, else ``TT_COMPILER_OPTIONS``."""
@@ -115,6 +125,17 @@ class Qwen2TP:
 
 
 DEFAULT_MAX_CACHE_LENGTH = 4096
+# The attention's formulations (shard.Qwen2Shard): "plain" (batched products and a softmax: XLA:CPU, and tt-mlir at
+# level 0) and "fused" (the forms tt-mlir fuses into tt-metal's SDPA and RoPE kernels at level >= 1: fused.py).
+ATTENTIONS = ("plain", "fused")
+# Platforms whose programs tt-mlir compiles: Tenstorrent devices and the emulated platform.
+TT_MLIR_PLATFORMS = ("tt", "tt-emulated")
+
+
+def check_attention(attention: str) -> str:
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+    return attention
 # tt-mlir compile options for every model on Tenstorrent devices that names none of its own (the suite sets
 # them from --tt-optimization-level, --tt-weight-dtype, --tt-math-fidelity): optimization_level,
 # experimental_weight_dtype, math_fidelity, ...
@@ -133,7 +154,7 @@ def cache_limit(config: Qwen2Config, requested: Optional[int]) -> int:
 
 
 def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None,
-               compiler_options: Optional[dict] = None, programs=None) -> Qwen2TP:
+               compiler_options: Optional[dict] = None, programs=None, attention: Optional[str] = None) -> Qwen2TP:
     """Load a Hugging Face Qwen2-family checkpoint sharded over ``mesh``.
 
     The config and the mesh's "model" size are checked before any weight is read.
@@ -142,14 +163,18 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
     program on Tenstorrent devices (e.g. ``{"optimization_level": "1", "experimental_weight_dtype":
     "bfp_bf8"}``; default ``TT_COMPILER_OPTIONS``), ignored elsewhere. ``programs``: a program backend in
     place of ``jax.jit`` on the mesh's devices (default ``DEFAULT_PROGRAMS(mesh)`` when that is set): the
-    package's ``load_model(..., tt_target=...)`` passes the emulated Tenstorrent platform's.
+    package's ``load_model(..., tt_target=...)`` passes the emulated Tenstorrent platform's. ``attention``:
+    ``plain`` or ``fused`` (``ATTENTIONS``); default ``fused`` for programs tt-mlir compiles at optimization
+    level >= 1, else ``plain``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if attention is not None:
+        check_attention(attention)
     config = Qwen2Config.from_checkpoint(checkpoint_dir)
     cache_limit(config, max_cache_length)
     layout = TPLayout(config, model_size(mesh))  # raises with the supported T values
     params = load_params(checkpoint_dir, config, layout, mesh, dtype)
     if programs is None and DEFAULT_PROGRAMS is not None:
         programs = DEFAULT_PROGRAMS(mesh)
-    return Qwen2TP(config, mesh, params, dtype, max_cache_length, compiler_options, programs)
+    return Qwen2TP(config, mesh, params, dtype, max_cache_length, compiler_options, programs, attention)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import Qwen2Config
+from .fused import additive_mask, rope_rotate_half, sdpa, sdpa_decode
 from .layout import TPLayout
 
 MODEL_AXIS = "model"
@@ -58,6 +59,22 @@ def rope_tables(positions: jax.Array, head_dim: int, theta: float, dtype, table_
     scales = jnp.asarray(head_scales, jnp.float32)[:, None]  # [h, 1]
     return ((jnp.take(cos, positions, axis=0)[:, :, None, :] * scales).astype(dtype),  # [b, s, h, d]
             (jnp.take(sin, positions, axis=0)[:, :, None, :] * scales).astype(dtype))
+
+
+def slot_rope_tables(first_slot, s: int, head_dim: int, theta: float, dtype, table_size: int
+                     ) -> Tuple[jax.Array, jax.Array]:
+    """The fused formulation's plain cos and sin tables [1, 1, s, d] for cache slots first_slot .. + s - 1, the
+    same for every row and head (the form tt-mlir's RoPE fusion takes): a static slice of a constant table
+    for a prefill (slot 0), a dynamic one for a decode step."""
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    freqs = jnp.arange(table_size, dtype=jnp.float32)[:, None] * inv_freq  # [p, d/2]
+    angles = jnp.concatenate([freqs, freqs], axis=-1)  # [p, d]
+    tables = jnp.stack([jnp.cos(angles), jnp.sin(angles)]).astype(dtype)  # [2, p, d]
+    if isinstance(first_slot, int):
+        rows = tables[:, first_slot:first_slot + s]
+    else:
+        rows = jax.lax.dynamic_slice_in_dim(tables, jnp.asarray(first_slot, jnp.int32), s, axis=1)  # [2, s, d]
+    return rows[0][None, None], rows[1][None, None]  # [1, 1, s, d] each
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
@@ -105,6 +122,8 @@ class Attention(nn.Module):
     kv_heads: int
     tp: int
     dtype: jnp.dtype
+    fused: bool = False
+    tt_mlir: bool = False
 
     @nn.compact
     def __call__(self, x, cos, sin, allowed, cache: Optional[KVCache] = None, cache_index=None):
@@ -117,13 +136,18 @@ class Attention(nn.Module):
         """
         c = self.config
         d = c.head_dim
-        b, s = allowed.shape[:2]
+        b = jax.tree.leaves(allowed)[0].shape[0]  # (the fused formulation's mask: see ``_fused``)
+        s = x.shape[-2] // b
 
         def proj(features, name, bias):
             return nn.Dense(features, use_bias=bias, dtype=self.dtype, param_dtype=self.dtype, name=name)
 
         n, kv = self.q_heads, self.kv_heads
         qkv = proj((n + 2 * kv) * d, "qkv_proj", True)(x)  # [(b s), (n+2k)*d]: this device's q | k | v
+        if self.fused:
+            out, cache = self._fused(qkv, cos, sin, allowed, cache, cache_index, b, s)
+            out = proj(c.hidden_size, "o_proj", False)(out)  # partial sum over this device's heads
+            return psum_model(out, self.tp), cache
         # q and k heads are adjacent: one rotation serves both (half of RoPE's ops on tt-mlir).
         qk = apply_rope(qkv[..., : (n + kv) * d].reshape(b, s, n + kv, d), cos, sin)  # [b, s, n+k, d]
         q, k = qk[:, :, :n], qk[:, :, n:]  # q [b, s, n, d] already scaled by 1/sqrt(d); k [b, s, k, d]
@@ -160,6 +184,37 @@ class Attention(nn.Module):
         out = proj(c.hidden_size, "o_proj", False)(out)  # partial sum over this device's heads
         return psum_model(out, self.tp), cache
 
+    def _fused(self, qkv, cos, sin, mask, cache, cache_index, b, s):
+        """The attention in tt-mlir's fused forms (``fused.py``): RoPE on [b, heads, s, d] with plain [1, 1, s, d]
+        tables, the prefill's SDPA pattern, the decode kernel's custom call. ``qkv`` [(b s), (n+2k)*d]; ``mask``:
+        additive, [b, 1, s, t] (a decode step: the mask [b, 1, n, t] and the slot of every row [b]). The 1/sqrt(d)
+        scale is the kernels' ``scale``."""
+        d, n, kv = self.config.head_dim, self.q_heads, self.kv_heads
+        scale = d ** -0.5
+        # q and k heads are adjacent: one rotation serves both
+        if s == 1:
+            # the decode layout [1, b, heads, d] straight after RoPE on [b, heads, 1, d]: tt-mlir's decode RoPE
+            # (token_index = 0), and q and the new k, v come out as the decode kernel and the cache update take them
+            qk = rope_rotate_half(qkv[..., : (n + kv) * d].reshape(b, n + kv, 1, d), cos, sin).reshape(1, b, n + kv, d)
+            q, k = qk[:, :, :n], qk[:, :, n:]  # [1, b, n, d], [1, b, k, d]
+            v = qkv[..., (n + kv) * d:].reshape(1, b, kv, d)
+            k, v = k.reshape(b, kv, 1, d), v.reshape(b, kv, 1, d)  # [b, k, 1, d]
+        else:
+            qk = qkv[..., : (n + kv) * d].reshape(b, s, n + kv, d).transpose(0, 2, 1, 3)  # [b, n+k, s, d]
+            qk = rope_rotate_half(qk, cos, sin)
+            q, k = qk[:, :n], qk[:, n:]  # [b, n, s, d], [b, k, s, d]
+            v = qkv[..., (n + kv) * d:].reshape(b, s, kv, d).transpose(0, 2, 1, 3)  # [b, k, s, d]
+        if cache is not None:
+            cache_k = write_cache(cache[0], k.astype(cache[0].dtype), cache_index)
+            cache_v = write_cache(cache[1], v.astype(cache[1].dtype), cache_index)
+            k, v = cache = (cache_k, cache_v)  # [b, k, t, d]
+        if s == 1:
+            mask, cur_pos = mask
+            out = sdpa_decode(q, k, v, cur_pos, mask, scale, self.tt_mlir)  # [1, b, n, d]
+            return out.reshape(b, n * d), cache
+        out = sdpa(q, k, v, mask, scale)  # [b, n, s, d]
+        return out.transpose(0, 2, 1, 3).reshape(b * s, n * d), cache
+
 
 class MLP(nn.Module):
     """SwiGLU: one column-parallel gate|up product, row-parallel down + psum."""
@@ -175,7 +230,7 @@ class MLP(nn.Module):
             return nn.Dense(features, use_bias=False, dtype=self.dtype, param_dtype=self.dtype, name=name)
 
         gate_up = proj(2 * self.mlp_shard, "gate_up_proj")(x)  # x [(b s), e] -> [(b s), 2f]: this device's gate | up
-        h = nn.silu(gate_up[:, : self.mlp_shard]) * gate_up[:, self.mlp_shard:]  # [(b s), f]
+        h = nn.silu(gate_up[..., : self.mlp_shard]) * gate_up[..., self.mlp_shard:]  # [(b s), f]
         return psum_model(proj(self.config.hidden_size, "down_proj")(h), self.tp)
 
 
@@ -183,11 +238,14 @@ class DecoderLayer(nn.Module):
     config: Qwen2Config
     layout: TPLayout
     dtype: jnp.dtype
+    fused: bool = False
+    tt_mlir: bool = False
 
     @nn.compact
     def __call__(self, x, cos, sin, allowed, cache=None, cache_index=None):
         c, lay = self.config, self.layout
-        attn, cache = Attention(c, lay.q_per_device, lay.kv_per_device, lay.tp, self.dtype, name="self_attn")(
+        attn, cache = Attention(c, lay.q_per_device, lay.kv_per_device, lay.tp, self.dtype, self.fused,
+                               self.tt_mlir, name="self_attn")(
             RMSNorm(c.rms_norm_eps, self.dtype, name="input_layernorm")(x), cos, sin, allowed, cache, cache_index)
         x = x + attn
         mlp = MLP(c, lay.intermediate // lay.tp, lay.tp, self.dtype, name="mlp")
@@ -242,16 +300,24 @@ class LMHead(nn.Module):
 
 
 class Qwen2Shard(nn.Module):
-    """The whole decoder for one device. ``__call__`` returns vocab-shard logits [b, s, v]."""
+    """The whole decoder for one device. ``__call__`` returns vocab-shard logits [b, s, v].
+
+    ``fused``: attention and RoPE in the forms tt-mlir fuses into tt-metal's kernels (``fused.py``). RoPE
+    positions are then the cache slots, the same for every row (a row's positions shift by its left padding,
+    which attention, depending on position differences only, does not see), so one table row serves a
+    whole decode step. ``tt_mlir``: the programs are compiled by tt-mlir (the decode kernel is then its custom
+    call; see ``fused.sdpa_decode``)."""
 
     config: Qwen2Config
     layout: TPLayout
     dtype: jnp.dtype
+    fused: bool = False
+    tt_mlir: bool = False
 
     def setup(self):
         c, lay = self.config, self.layout
         self.embed_tokens = Embedding(lay.vocab // lay.tp, c.hidden_size, lay.tp, self.dtype)
-        self.layers = [DecoderLayer(c, lay, self.dtype) for _ in range(c.num_hidden_layers)]  # layers_0, layers_1, ...
+        self.layers = [DecoderLayer(c, lay, self.dtype, self.fused, self.tt_mlir) for _ in range(c.num_hidden_layers)]  # layers_0, layers_1, ...
         self.norm = RMSNorm(c.rms_norm_eps, self.dtype)
         if not c.tie_word_embeddings:
             self.lm_head = LMHead(lay.vocab // lay.tp, self.dtype)
@@ -264,12 +330,22 @@ class Qwen2Shard(nn.Module):
         x = self.embed_tokens(ids).reshape(b * s, -1)
         # every position is below the number of key slots (a position never exceeds its cache slot)
         c, lay = self.config, self.layout
-        scales = [c.head_dim ** -0.5] * lay.q_per_device + [1.0] * lay.kv_per_device  # queries | keys
-        cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, self.dtype, table_size=allowed.shape[-1],
-                               head_scales=scales)
+        if self.fused:
+            first = 0 if caches is None else cache_index
+            cos, sin = slot_rope_tables(first, s, c.head_dim, c.rope_theta, self.dtype, table_size=allowed.shape[-1])
+            heads = lay.q_per_device if s == 1 else 1  # the decode kernel takes a mask row per query head
+            mask = additive_mask(jnp.broadcast_to(allowed[:, None], (b, heads) + allowed.shape[1:]), self.dtype)
+            mask = mask.reshape(b, 1, heads * s, -1)  # [b, 1, s, t]; a decode step's [b, 1, n, t]
+            if s == 1:
+                mask = (mask, jnp.full((b,), cache_index, jnp.int32))  # and the slot every row writes
+        else:
+            scales = [c.head_dim ** -0.5] * lay.q_per_device + [1.0] * lay.kv_per_device  # queries | keys
+            cos, sin = rope_tables(positions, c.head_dim, c.rope_theta, self.dtype, table_size=allowed.shape[-1],
+                                   head_scales=scales)
+            mask = allowed
         new_caches = []
         for i, layer in enumerate(self.layers):
-            x, cache = layer(x, cos, sin, allowed, None if caches is None else caches[i], cache_index)
+            x, cache = layer(x, cos, sin, mask, None if caches is None else caches[i], cache_index)
             new_caches.append(cache)
         return self.norm(x).reshape(b, s, -1), new_caches
 

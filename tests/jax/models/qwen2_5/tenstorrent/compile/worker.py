@@ -119,13 +119,13 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
         for entry in job["programs"]:
             program, dtype, *shape = entry
             key = program_key(entry)
-            model = abstract_model(config, mesh, dtype)
+            options = dict(job.get("compiler_options") or {})
+            model = abstract_model(config, mesh, dtype, options)
             stem = key.replace("/", ".")
             log_path = os.path.join(out_dir, f"{job['id']}.{stem}.log")
             start = time.time()
-            row = {"program": program, "dtype": dtype}
+            row = {"program": program, "dtype": dtype, "attention": model.attention}
             sizes = dict(prompt=shape[0], new_tokens=shape[1]) if shape else {}
-            options = dict(job.get("compiler_options") or {})
             try:
                 with captured_fds(log_path):
                     lowered = lower(model, program, batch=job.get("batch", 8), **sizes)

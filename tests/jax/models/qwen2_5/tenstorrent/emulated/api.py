@@ -11,7 +11,8 @@ from .platform import EmulatedPlatform
 
 def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_length: Optional[int] = None,
                compiler_options: Optional[dict] = None, tt_target: Optional[str] = None,
-               tt_python: Optional[str] = None, compile_cache: Optional[str] = None, tt_arithmetic: str = "exact"):
+               tt_python: Optional[str] = None, compile_cache: Optional[str] = None, tt_arithmetic: str = "exact",
+               attention: Optional[str] = None):
     """The model on ``mesh`` (CPU devices, at most the target's chip count) with every program compiled by
     tt-mlir for ``tt_target`` and run by the TTNN executor. Raises ``EmulationUnavailable`` without a plugin
     interpreter or the target's descriptor, ValueError for an unknown target or a mesh larger than it.
@@ -28,4 +29,5 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
     platform = EmulatedPlatform({target.chips: target}, tt_python=tt_python, compile_cache=compile_cache,
                                 arithmetic=tt_arithmetic)
     platform.check(mesh.size)
-    return load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, programs=platform)
+    return load_on_mesh(checkpoint_dir, mesh, dtype, max_cache_length, compiler_options, programs=platform,
+                        attention=attention)

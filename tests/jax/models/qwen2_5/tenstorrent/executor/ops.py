@@ -20,7 +20,7 @@ import functools
 
 import numpy as np
 
-from . import arithmetic
+from . import arithmetic, attention
 
 from ..ttnn.attributes import activations, compute_config
 from ..ttnn.module import ModuleFormatError
@@ -107,6 +107,9 @@ def _binary(fn, compare=False, logical=False, ints=None, fpu=None):
             return _out(op, fn(a, b).astype(np.float32 if as_float else np.int32))
         if not as_float:
             if float_array(a) or float_array(b):
+                if ints is _int_divide:  # level 1's axis_index arithmetic: the float quotient, truncated
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        return _out(op, np.trunc(_f(np.asarray(a)) / _f(np.asarray(b))).astype(np.int64))
                 raise UnsupportedOp("integer result from float operands")
             return _int_math(op, a, b, ints or fn)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -295,6 +298,21 @@ def _slice_dynamic(op, ins, ctx):
 
 def _concat(op, ins, ctx):
     return [_out(op, np.concatenate(ins, axis=int(number(op.attrs["dim"]))))]
+
+
+def _repeat_interleave(op, ins, ctx):
+    (a,) = ins
+    return [_out(op, np.repeat(a, int(number(op.attrs["repeats"])), axis=int(number(op.attrs["dim"]))))]
+
+
+def _pad(op, ins, ctx):
+    """``padding`` (low, high) per dimension, filled with ``value``."""
+    (a,) = ins
+    pads = int_list(op.attrs["padding"])
+    if len(pads) != 2 * a.ndim or min(pads) < 0:
+        raise UnsupportedOp(f"pad: padding {pads} for a rank-{a.ndim} tensor")
+    value = number(op.attrs.get("value", "0.0"))
+    return [_out(op, np.pad(a, list(zip(pads[::2], pads[1::2])), constant_values=value))]
 
 
 def _repeat(op, ins, ctx):
@@ -553,6 +571,63 @@ def _linear(op, ins, ctx):
     return [_out(op, y)]
 
 
+# --- fused attention and RoPE (attention.py) ---------------------------------------------------------------
+
+def _segments(op, names):
+    """The op's operands by name, from its ``operandSegmentSizes`` (absent optional ones are None)."""
+    sizes = int_list(op.attrs["operandSegmentSizes"])
+    if len(sizes) != len(names) or any(size > 1 for size in sizes):
+        raise UnsupportedOp(f"{op.kind}: operandSegmentSizes {sizes} for operands {names}")
+    return sizes
+
+
+def _attention_operands(op, ins, names):
+    sizes, it, got = _segments(op, names), iter(ins), {}
+    for name, size in zip(names, sizes):
+        got[name] = next(it) if size else None
+    if got.get("attention_sink") is not None:
+        raise UnsupportedOp(f"{op.kind} with an attention sink is not implemented")
+    if "sliding_window_size" in op.attrs:
+        raise UnsupportedOp(f"{op.kind} with a sliding window is not implemented")
+    d = op.operand_types[0].shape[-1]
+    scale = number(op.attrs["scale"]) if "scale" in op.attrs else 1 / np.sqrt(d)
+    return got, bool(number(op.attrs.get("is_causal", "true"))), float(scale)
+
+
+def _sdpa(op, ins, ctx):
+    got, causal, scale = _attention_operands(op, ins, ("query", "key", "value", "attention_mask", "attention_sink"))
+    fn = attention.chip_sdpa if _chip(ctx) else attention.sdpa
+    try:
+        return [_out(op, fn(got["query"], got["key"], got["value"], got["attention_mask"], causal, scale))]
+    except attention.AttentionInputError as e:
+        raise UnsupportedOp(str(e)) from None
+
+
+def _sdpa_decode(op, ins, ctx):
+    got, causal, scale = _attention_operands(
+        op, ins, ("query", "key", "value", "attention_mask", "cur_pos_tensor", "attention_sink"))
+    fn = attention.chip_sdpa_decode if _chip(ctx) else attention.sdpa_decode
+    try:
+        return [_out(op, fn(got["query"], got["key"], got["value"], got["attention_mask"], got["cur_pos_tensor"],
+                            causal, scale))]
+    except attention.AttentionInputError as e:
+        raise UnsupportedOp(str(e)) from None
+
+
+def _rotary_embedding(op, ins, ctx):
+    x, cos, sin = ins
+    token = int(number(op.attrs["token_index"])) if "token_index" in op.attrs else None
+    fn = attention.chip_rotary_embedding if _chip(ctx) else attention.rotary_embedding
+    try:
+        y = fn(x, cos, sin, token)
+    except attention.AttentionInputError as e:
+        raise UnsupportedOp(str(e)) from None
+    rows = op.result_types[0].shape[-2]
+    if rows > y.shape[-2]:  # the kernel writes whole tiles: rows up to a multiple of 32 (tt-mlir slices them off)
+        y = np.concatenate([y, np.zeros(y.shape[:-2] + (rows - y.shape[-2], y.shape[-1]), y.dtype)], axis=-2)
+    return [_out(op, y)]
+
+
 # --- the KV cache -----------------------------------------------------------------------------------------
 
 def _paged_update_cache(op, ins, ctx):
@@ -627,6 +702,8 @@ LOCAL = {
     "slice_dynamic": (_slice_dynamic, ("step",) + KERNEL_ONLY),
     "concat": (_concat, ("dim",) + KERNEL_ONLY),
     "repeat": (_repeat, ("repeat_dims",) + KERNEL_ONLY),
+    "pad": (_pad, ("padding", "value") + KERNEL_ONLY),
+    "repeat_interleave": (_repeat_interleave, ("repeats", "dim") + KERNEL_ONLY),
     "rows_gather": (lambda op, ins, ctx: _rows(op, ins, ctx, False),
                     ("column", "fill_out_of_bounds", "sizes", "windows") + KERNEL_ONLY),
     "rows_scatter": (lambda op, ins, ctx: _rows(op, ins, ctx, True),
@@ -644,4 +721,8 @@ LOCAL = {
     "matmul": (_matmul, ("transpose_a", "transpose_b") + KERNEL_ONLY),
     "linear": (_linear, ("transpose_a", "transpose_b") + KERNEL_ONLY),
     "paged_update_cache": (_paged_update_cache, ("share_cache",) + KERNEL_ONLY),
+    "scaled_dot_product_attention": (_sdpa, ("is_causal", "scale", "operandSegmentSizes") + KERNEL_ONLY),
+    "scaled_dot_product_attention_decode": (_sdpa_decode, ("is_causal", "scale", "operandSegmentSizes")
+                                            + KERNEL_ONLY),
+    "rotary_embedding": (_rotary_embedding, ("token_index",) + KERNEL_ONLY),
 }
