@@ -44,6 +44,14 @@ HISTOGRAM_LAYERS = 1  # the 7B decode step is compiled again with this many laye
 MAX_OPS_PER_LAYER = 39
 NO_PER_LAYER = ("to_layout", "rows_scatter", "permute")
 _PATTERNS = filecheck.PATTERNS_DIR
+# The fused decode step (optimization level 1, docs/fused_attention.md): each layer runs tt-metal's SDPA decode and
+# RoPE kernels once, and at most this many other TTNN ops that compute or move data; the layout moves tt-mlir's
+# optimizer inserts (LAYOUT_MOVES: the cache update's input to L1, the slot vector to row-major) are printed apart.
+FUSED_MAX_OPS_PER_LAYER = 28
+LAYOUT_MOVES = ("to_layout", "to_memory_config")
+FUSED_KERNELS = ("scaled_dot_product_attention_decode", "rotary_embedding")
+LEVEL1 = (("optimization_level", "1"),)
+FUSED_PROGRAMS = (AUDITED, ("prefill", "bfloat16"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +68,11 @@ class Case:
             return []
         if self.kind == "option":  # one option on the 7B decode step: options is ((key, value),)
             return [Job(self.geometry, self.mesh, programs=(AUDITED,), audit=True, compiler_options=self.options)]
+        if self.kind == "fused":  # level 1: the decode step and the prefill, and the decode step with one layer
+            return [Job(self.geometry, self.mesh, programs=FUSED_PROGRAMS, audit=True, keep_ttnn=True,
+                        compiler_options=LEVEL1),
+                    Job(self.geometry, self.mesh, programs=(AUDITED,), audit=True, layers=HISTOGRAM_LAYERS,
+                        compiler_options=LEVEL1)]
         audit = self.mesh in AUDIT_MESHES
         jobs = [Job(self.geometry, self.mesh, audit=audit, compiler_options=options)]
         if self.kind == "histogram":
@@ -91,8 +104,16 @@ HISTOGRAM_CASES = _params("histogram", lambda s: (GEOMETRY_7B,), AUDIT_MESHES)
 
 # The 7B decode step with one compile option each, on the 8- and 32-chip tensor-parallel meshes
 # (level 0 and bf16 weights are every other case's; --tt-optimization-level etc. change those).
-OPTIONS = {"level1": (("optimization_level", "1"),), "bfp_bf8": (("experimental_weight_dtype", "bfp_bf8"),)}
+# (level 1 is test_ttnn_fused_decode_step's, on the same targets)
+OPTIONS = {"bfp_bf8": (("experimental_weight_dtype", "bfp_bf8"),)}
 OPTION_TARGETS = {(1, 8): "blackhole_8xp150", (1, 32): "blackhole_galaxy"}
+# Level 1 compiles here on Blackhole descriptors only (the plugin packs no Wormhole toolchain for tt-metal's op model)
+FUSED_CASES = [pytest.param(Case("fused", target, mesh, GEOMETRY_7B),
+                            marks=[pytest.mark.large, pytest.mark.filecheck]
+                            + list(next(p for p in MESH_PARAMS if p.values[0] == mesh).marks)
+                            + [pytest.mark.galaxy_bh] * (target == "blackhole_galaxy"),
+                            id=f"mesh_{mesh[0]}x{mesh[1]}-{target}-level1")
+               for mesh, target in OPTION_TARGETS.items()]
 OPTION_CASES = [pytest.param(Case("option", target, mesh, GEOMETRY_7B, OPTIONS[name]),
                              marks=[pytest.mark.large] + list(next(p for p in MESH_PARAMS if p.values[0] == mesh).marks),
                              id=f"mesh_{mesh[0]}x{mesh[1]}-{target}-{name}")
@@ -228,9 +249,51 @@ def test_ttnn_decode_step_ops_per_layer(tt_case, tt_compile_results, record_prop
     assert args.get("parameter") == weights, f"weights must reach tt-mlir as parameters: {dict(args)}"
 
 
+def test_ttnn_fused_decode_step(tt_case, tt_compile_results, record_property, request):
+    """At optimization level 1 the 7B decode step reaches tt-metal's fused kernels: per decoder layer one
+    ``scaled_dot_product_attention_decode``, one ``rotary_embedding``, exactly 2 all-reduces and no other collective,
+    no permute, and at most FUSED_MAX_OPS_PER_LAYER other ops besides the optimizer's layout moves; the prefill holds
+    one ``scaled_dot_product_attention`` per layer. The histogram and compile seconds are printed and recorded."""
+    full, one = tt_case.jobs()
+    layers = geometry_config(tt_case.geometry).num_hidden_layers
+    rows = _job(tt_case, tt_compile_results, full)
+    failed = {k: r.get("error") for k, r in rows.items() if not r["ok"]}
+    assert not failed, f"level 1 did not compile: {failed}"
+    assert {r["attention"] for r in rows.values()} == {"fused"}, rows
+    main_full = ttnn_audit.main_function(_ttnn(tt_case, tt_compile_results, full))
+    main_one = ttnn_audit.main_function(_ttnn(tt_case, tt_compile_results, one))
+    per = ttnn_audit.per_layer(ttnn_audit.histogram(main_full), layers,
+                               ttnn_audit.histogram(main_one), HISTOGRAM_LAYERS)
+    moves = {k: v for k, v in per.items() if k in LAYOUT_MOVES}
+    others = sum(v for k, v in per.items() if k not in LAYOUT_MOVES)
+    out_dir = _target_results(tt_case, tt_compile_results)["out_dir"]
+    with open(os.path.join(out_dir, f"{full.id}.prefill.bfloat16.ttnn.mlir")) as f:
+        prefill = ttnn_audit.histogram(ttnn_audit.main_function(f.read()))
+    seconds = {k: r["seconds"] for k, r in rows.items()}
+    summary = {"target": tt_case.target, "mesh": "x".join(map(str, tt_case.mesh)), "layers": layers,
+               "tt_compiler_options": dict(LEVEL1), "ops_per_layer": per, "ops_per_layer_total": sum(per.values()),
+               "layout_moves_per_layer": moves, "compile_seconds": seconds,
+               "prefill_sdpa": prefill.get("scaled_dot_product_attention", 0)}
+    print(f"\n7B decode step at level 1, {summary['mesh']} on {tt_case.target}, per decoder layer: "
+          f"{ttnn_audit.format_histogram(per)} ({others} besides the layout moves {moves}); compile seconds "
+          f"{seconds}; prefill: {summary['prefill_sdpa']} scaled_dot_product_attention")
+    record_property("ttnn_ops_per_layer", json.dumps(per, sort_keys=True))
+    write_perf_report(request.config, request.node.nodeid, summary)
+    report_dir = os.path.join(str(request.config.rootpath), "reports", "ttnn")
+    os.makedirs(report_dir, exist_ok=True)
+    with open(os.path.join(report_dir, f"decode_step_7b_level1_{summary['mesh']}_{tt_case.target}.json"), "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    assert all(per.get(k) == 1 for k in FUSED_KERNELS), f"not one fused kernel each per layer: {per}"
+    assert per.get("all_reduce") == 2, per
+    assert not [c for c in ttnn_audit.COLLECTIVES if c != "all_reduce" and per.get(c)], per
+    assert not per.get("permute"), f"a layer permutes every step: {per}"
+    assert others <= FUSED_MAX_OPS_PER_LAYER, summary
+    assert summary["prefill_sdpa"] == layers, f"the prefill's attention is not fused in every layer: {prefill}"
+
+
 def test_7b_decode_step_compiles_with_option(tt_case, tt_compile_results, record_property, request):
-    """The 7B decode step compiles with ``optimization_level=1`` and with ``bfp_bf8`` weights (whose weight
-    tensors then hold block-float tiles); compile seconds and the per-call op count are printed."""
+    """The 7B decode step compiles with ``bfp_bf8`` weights (whose weight tensors then hold block-float tiles);
+    compile seconds and the per-call op count are printed."""
     (job,) = tt_case.jobs()
     row = _job(tt_case, tt_compile_results, job)[f"{AUDITED[0]}/{AUDITED[1]}"]
     assert row["ok"], f"{job.id} did not compile:\n{row.get('error')}"
@@ -259,6 +322,7 @@ def test_tt_plugin_accepts_committed_descriptor(tt_case, tt_compile_results):
 def pytest_generate_tests(metafunc):  # noqa: D401 - pytest hook, module-local
     cases = {"test_tt_compile": COMPILE_CASES, "test_ttnn_decode_step_collectives": COLLECTIVE_CASES,
              "test_7b_decode_step_compiles_with_option": OPTION_CASES,
+             "test_ttnn_fused_decode_step": FUSED_CASES,
              "test_ttnn_decode_step_cache_update": COLLECTIVE_CASES,
              "test_ttnn_decode_step_ops_per_layer": HISTOGRAM_CASES}.get(metafunc.function.__name__)
     if cases is not None:

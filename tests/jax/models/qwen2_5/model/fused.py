@@ -7,9 +7,9 @@ compiles at level >= 1) calls these three functions; each computes what the plai
   its leading axes: TTIR's rotate-half pattern, ``ttnn.rotary_embedding``. Tables ``[1, 1, s, d]`` for
   ``x [b, heads, s, d]`` (prefill); ``[1, 1, 1, d]`` for ``x [b, heads, 1, d]`` (decode: tt-mlir's decode
   fusion then gives the kernel ``token_index = 0``).
-* ``sdpa``: ``matmul(q, k^T) * scale + mask``, a float32 softmax cast back, ``matmul(p, v)`` on 4-D q
-  ``[b, n, s, d]``, k/v ``[b, k, t, d]`` (``jnp.repeat`` of the KV heads, which TTIR peels off):
-  TTIR's SDPA pattern, ``ttnn.scaled_dot_product_attention``.
+* ``sdpa``: the composite ``tenstorrent.scaled_dot_product_attention`` (q ``[b, n, s, d]``, k/v ``[b, k, t, d]``,
+  additive mask, ``is_causal = false``, ``scale``), ``ttnn.scaled_dot_product_attention``; its decomposition
+  (what XLA:CPU runs) is ``matmul(q, k^T) * scale + mask``, a float32 softmax cast back, ``matmul(p, v)``.
 * ``sdpa_decode``: one query position, ``tt.scaled_dot_product_attention_decode`` as a StableHLO custom call
   in programs for tt-mlir (``ttnn.scaled_dot_product_attention_decode``, which reads grouped KV heads
   directly); in programs for XLA:CPU the same function in plain JAX. The custom call's form is tt-mlir's
@@ -19,6 +19,10 @@ Letters: b batch, n query heads, k KV heads, g = n / k, s query positions, t key
 """
 
 from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -43,13 +47,24 @@ def additive_mask(allowed: jax.Array, dtype) -> jax.Array:
     return jnp.where(allowed, jnp.zeros((), dtype), jnp.asarray(jnp.finfo(dtype).min, dtype))
 
 
-def sdpa(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float) -> jax.Array:
-    """q [b, n, s, d], k/v [b, k, t, d], additive mask [b, 1, s, t] -> [b, n, s, d] in q's dtype."""
+def _sdpa_reference(q, k, v, mask, *, is_causal, scale):
+    """softmax(q k^T * scale + mask) v: q [b, n, s, d], k/v [b, k, t, d], additive mask [b, 1, s, t]."""
+    del is_causal  # false: the mask says which keys each query sees
     g = q.shape[1] // k.shape[1]
     k, v = jnp.repeat(k, g, axis=1), jnp.repeat(v, g, axis=1)  # [b, n, t, d]
     scores = jnp.matmul(q, jnp.swapaxes(k, -1, -2)) * jnp.asarray(scale, q.dtype) + mask  # [b, n, s, t]
     probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(q.dtype)
     return jnp.matmul(probs, v)
+
+
+# tt-mlir legalizes this composite to its SDPA op whatever the ranks and unit dimensions around it (its SDPA
+# pattern on the plain ops does not match once a single KV head's reshapes are folded to rank 3, at T = 32)
+_sdpa_composite = jax.lax.composite(_sdpa_reference, "tenstorrent.scaled_dot_product_attention")
+
+
+def sdpa(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float) -> jax.Array:
+    """q [b, n, s, d], k/v [b, k, t, d], additive mask [b, 1, s, t] -> [b, n, s, d] in q's dtype."""
+    return _sdpa_composite(q, k, v, mask.astype(q.dtype), is_causal=False, scale=float(scale))
 
 
 def _sdpa_decode_reference(q, k, v, cur_pos, mask, *, scale):
@@ -74,6 +89,8 @@ _sdpa_decode_p.def_abstract_eval(
 
 
 def _lower_sdpa_decode(ctx, q, k, v, cur_pos, mask, *, scale, custom_call):
+    if custom_call is None:  # by the platform the program is lowered for
+        custom_call = tuple(ctx.module_context.platforms) == ("tt",)
     if not custom_call:
         return mlir.lower_fun(_sdpa_decode_reference, multiple_results=False)(ctx, q, k, v, cur_pos, mask,
                                                                                scale=scale)
@@ -90,13 +107,32 @@ def _lower_sdpa_decode(ctx, q, k, v, cur_pos, mask, *, scale, custom_call):
 mlir.register_lowering(_sdpa_decode_p, _lower_sdpa_decode)
 
 
+_PLAIN = threading.local()
+
+
+@contextlib.contextmanager
+def plain_jax_decode():
+    """Inside, ``sdpa_decode`` traces to plain JAX whatever it is asked: the emulated platform traces each program
+    a second time so, for XLA:CPU to compile it (the runner reads the program's shardings from that compile; it
+    never runs it), without the custom call XLA:CPU has no implementation of."""
+    before = getattr(_PLAIN, "on", False)
+    _PLAIN.on = True
+    try:
+        yield
+    finally:
+        _PLAIN.on = before
+
+
 def sdpa_decode(q: jax.Array, k: jax.Array, v: jax.Array, cur_pos: jax.Array, mask: jax.Array,
-                scale: float, custom_call: bool) -> jax.Array:
+                scale: float, custom_call: Optional[bool]) -> jax.Array:
     """One query position over a KV cache: q [1, b, n, d], k/v [b, k, t, d] (n a multiple of k), cur_pos [b]
     int32 (the slot just written), additive mask [b, 1, n, t] -> [1, b, n, d] in q's dtype. ``custom_call``:
-    lower to tt-mlir's custom call (a program for tt-mlir; XLA:CPU cannot run it), else to plain JAX."""
+    lower to tt-mlir's custom call (a program for tt-mlir; XLA:CPU cannot run it), else to plain JAX; None: the custom
+    call where the program is lowered for Tenstorrent devices (a model run on the emulated platform lowers for
+    the CPU and says True)."""
     b, n, t = q.shape[1], q.shape[2], k.shape[2]
     if mask.shape != (b, 1, n, t):
         raise ValueError(f"sdpa_decode: mask {mask.shape} must be [b, 1, n, t] = {(b, 1, n, t)}")
     return _sdpa_decode_p.bind(q, k, v, cur_pos.astype(jnp.int32), mask.astype(q.dtype), scale=float(scale),
-                               custom_call=bool(custom_call))
+                               custom_call=None if custom_call is None else bool(custom_call)
+                               and not getattr(_PLAIN, "on", False))

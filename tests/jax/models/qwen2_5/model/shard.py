@@ -200,14 +200,18 @@ class Attention(nn.Module):
             v = qkv[..., (n + kv) * d:].reshape(1, b, kv, d)
             k, v = k.reshape(b, kv, 1, d), v.reshape(b, kv, 1, d)  # [b, k, 1, d]
         else:
-            qk = qkv[..., : (n + kv) * d].reshape(b, s, n + kv, d).transpose(0, 2, 1, 3)  # [b, n+k, s, d]
-            qk = rope_rotate_half(qk, cos, sin)
+            # one transpose for q, k and v; v sliced from it stays rank 4 with one KV head (tt-mlir's SDPA pattern
+            # is rank 4 only), where a reshape of its own would be squeezed to rank 3
+            heads = qkv.reshape(b, s, n + 2 * kv, d).transpose(0, 2, 1, 3)  # [b, n+2k, s, d]
+            qk = rope_rotate_half(heads[:, : n + kv], cos, sin)
             q, k = qk[:, :n], qk[:, n:]  # [b, n, s, d], [b, k, s, d]
-            v = qkv[..., (n + kv) * d:].reshape(b, s, kv, d).transpose(0, 2, 1, 3)  # [b, k, s, d]
+            v = heads[:, n + kv:]  # [b, k, s, d]
         if cache is not None:
             cache_k = write_cache(cache[0], k.astype(cache[0].dtype), cache_index)
             cache_v = write_cache(cache[1], v.astype(cache[1].dtype), cache_index)
-            k, v = cache = (cache_k, cache_v)  # [b, k, t, d]
+            cache = (cache_k, cache_v)  # [b, k, t, d]
+            if s == 1 or mask.shape[-1] != s:  # (a prompt from slot 0 attends its own keys: see ``hidden``)
+                k, v = cache
         if s == 1:
             mask, cur_pos = mask
             out = sdpa_decode(q, k, v, cur_pos, mask, scale, self.tt_mlir)  # [1, b, n, d]
@@ -332,8 +336,19 @@ class Qwen2Shard(nn.Module):
         c, lay = self.config, self.layout
         if self.fused:
             first = 0 if caches is None else cache_index
+            if s > 1 and isinstance(first, int) and first == 0:
+                # a prompt written from slot 0 attends its own s keys, not the whole (otherwise empty) cache: the
+                # SDPA pattern then reads k/v as computed, not through the cache write (which tt-mlir squeezes
+                # to rank 3 for one KV head, and the pattern wants rank 4)
+                allowed = allowed[..., :s]
             cos, sin = slot_rope_tables(first, s, c.head_dim, c.rope_theta, self.dtype, table_size=allowed.shape[-1])
             heads = lay.q_per_device if s == 1 else 1  # the decode kernel takes a mask row per query head
+            if s > 1:
+                # every query also sees its own slot: a left-padding query then has a key, and no row of the SDPA
+                # kernel is all -inf (its host scales the mask by 1/scale, so the lowest value becomes -inf)
+                own = jnp.arange(allowed.shape[-1], dtype=jnp.int32)[None, :] == (
+                    first + jnp.arange(s, dtype=jnp.int32))[:, None]  # [s, t]
+                allowed = allowed | own[None]
             mask = additive_mask(jnp.broadcast_to(allowed[:, None], (b, heads) + allowed.shape[1:]), self.dtype)
             mask = mask.reshape(b, 1, heads * s, -1)  # [b, 1, s, t]; a decode step's [b, 1, n, t]
             if s == 1:

@@ -47,7 +47,7 @@ class Job:
         memory = "_memory" if self.memory else ""
         keep = "_ttnn" if self.keep_ttnn else ""
         if self.op_cases:
-            return f"op_cases_{self.mesh[0]}x{self.mesh[1]}"
+            return f"op_cases_{self.mesh[0]}x{self.mesh[1]}{options_tag(self.compiler_options)}"
         batch = "" if self.batch == 8 else f"_b{self.batch}"
         return (f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{batch}{memory}{keep}"
                 f"{options_tag(self.compiler_options)}")

@@ -25,6 +25,10 @@ class Case:
     build: Callable
     covers: Tuple[str, ...]
     tolerance: Optional[float]
+    compiler_options: Tuple[Tuple[str, str], ...] = ()  # tt-mlir's, for cases only a level >= 1 compiles
+
+
+LEVEL1 = (("optimization_level", "1"),)  # where tt-mlir keeps tt-metal's fused SDPA and RoPE kernels
 
 
 def _rng(seed=0):
@@ -208,6 +212,58 @@ def _loops(mesh):
     return fn, (_rng(14).rand(2, 8).astype(np.float32), np.int32(6)), (None, None)
 
 
+def _bf16(*arrays):
+    import ml_dtypes
+
+    return tuple(a.astype(np.float32).astype(ml_dtypes.bfloat16) for a in arrays)
+
+
+def _fused_sdpa(mesh):
+    """The prefill's SDPA pattern (model/fused.py) with grouped KV heads, head_dim 8 (tt-mlir pads it to a tile)
+    and an additive causal mask with left padding."""
+    from ...model.fused import additive_mask, sdpa
+
+    def fn(q, k, v, allowed):
+        return sdpa(q, k, v, additive_mask(allowed, q.dtype), 8 ** -0.5)
+
+    g = _rng(16)
+    b, n, kv, s, d = 2, 4, 1, 10, 8
+    # row 1 left-padded by 3; every query sees its own key (as the model's mask: no row is all masked)
+    allowed = np.tril(np.ones((s, s), bool))[None, None] & (np.arange(s) >= np.array([[0], [3]]))[:, None, None, :]
+    allowed = allowed | np.eye(s, dtype=bool)[None, None]
+    return fn, _bf16(g.randn(b, n, s, d), g.randn(b, kv, s, d), g.randn(b, kv, s, d)) + (allowed,), (None,) * 4
+
+
+def _fused_sdpa_decode(mesh):
+    """The decode kernel's custom call (model/fused.py): 4 query heads on 1 KV head, a 64-row cache, masked keys."""
+    from ...model.fused import additive_mask, sdpa_decode
+
+    def fn(q, k, v, slot, allowed):
+        return sdpa_decode(q, k, v, slot, additive_mask(allowed, q.dtype), 64 ** -0.5, custom_call=None)
+
+    g = _rng(17)
+    b, n, kv, t, d = 2, 4, 1, 64, 64
+    slot = np.array([40, 40], np.int32)
+    allowed = np.broadcast_to((np.arange(t) <= 40) & (np.arange(t) >= np.array([[0], [6]])), (n, b, t))
+    allowed = np.ascontiguousarray(allowed.transpose(1, 0, 2)[:, None])  # [b, 1, n, t]
+    return fn, _bf16(g.randn(1, b, n, d), g.randn(b, kv, t, d), g.randn(b, kv, t, d)) + (slot, allowed), (None,) * 5
+
+
+def _fused_rope(mesh):
+    """Rotate-half RoPE on [b, heads, s, d] with [1, 1, s, d] tables, and the decode form (one row, then the
+    [1, b, heads, d] layout: tt-mlir's token_index = 0)."""
+    from ...model.fused import rope_rotate_half
+
+    def fn(x, cos, sin, x1, cos1, sin1):
+        step = rope_rotate_half(x1, cos1, sin1)
+        return rope_rotate_half(x, cos, sin), step.reshape(1, x1.shape[0], x1.shape[1], x1.shape[3]) * 2
+
+    g = _rng(18)
+    b, h, s, d = 2, 5, 12, 64
+    return fn, _bf16(g.randn(b, h, s, d), g.randn(1, 1, s, d), g.randn(1, 1, s, d), g.randn(b, h, 1, d),
+                     g.randn(1, 1, 1, d), g.randn(1, 1, 1, d)), (None,) * 6
+
+
 def _collectives(axis):
     def build(mesh):
         import jax
@@ -248,6 +304,9 @@ CASES = {
     "gather_scatter": Case((1, 1), _gather_scatter, ("rows_gather", "rows_scatter", "slice_dynamic", "clamp_scalar", "zeros", "ones"), None),
     "cache_update": Case((1, 1), _cache_update, ("paged_update_cache", "to_memory_config"), None),
     "loops": Case((1, 1), _loops, ("while_loop", "prod"), F32),
+    "fused_sdpa": Case((1, 1), _fused_sdpa, ("scaled_dot_product_attention", "pad"), BF16, LEVEL1),
+    "fused_sdpa_decode": Case((1, 1), _fused_sdpa_decode, ("scaled_dot_product_attention_decode",), BF16, LEVEL1),
+    "fused_rope": Case((1, 1), _fused_rope, ("rotary_embedding",), BF16, LEVEL1),
     "collectives_model": Case((2, 4), _collectives(1), ("all_reduce", "all_gather", "mesh_partition"), F32),
     "collectives_batch": Case((2, 4), _collectives(0), ("all_reduce", "all_gather", "mesh_partition"), F32),
 }

@@ -104,7 +104,8 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     for job in jobs:
         mesh = make_mesh(tuple(job["mesh"]), devices=devices)
         if job.get("op_cases"):  # the executor's op-level cases (compile/op_cases.py)
-            results["jobs"][job["id"]] = compile_op_cases(job["op_cases"], mesh, out_dir)
+            results["jobs"][job["id"]] = compile_op_cases(job["op_cases"], mesh, out_dir,
+                                                          dict(job.get("compiler_options") or {}))
             continue
         if job.get("config"):
             from ...model.config import Qwen2Config
@@ -162,8 +163,9 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
     return results
 
 
-def compile_op_cases(names, mesh, out_dir: str) -> dict:
-    """Compile each named op case for ``mesh``; its TTNN module goes to OUT_DIR/op_<name>.ttnn.mlir."""
+def compile_op_cases(names, mesh, out_dir: str, options=None) -> dict:
+    """Compile each named op case for ``mesh`` (with tt-mlir's ``options``); its TTNN module goes to
+    OUT_DIR/op_<name>.ttnn.mlir."""
     import jax
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
@@ -179,7 +181,8 @@ def compile_op_cases(names, mesh, out_dir: str) -> dict:
         start = time.time()
         try:
             with captured_fds(log_path):
-                jax.jit(fn).lower(*abstract).compile()
+                lowered = jax.jit(fn).lower(*abstract)
+                lowered.compile(compiler_options=options) if options else lowered.compile()
             with open(log_path, errors="replace") as f:
                 module = last_module(f.read())
             with open(os.path.join(out_dir, f"op_{name}.ttnn.mlir"), "w") as f:

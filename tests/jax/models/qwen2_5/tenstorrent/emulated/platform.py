@@ -109,7 +109,9 @@ class EmulatedPlatform:
         self.check(model.mesh.size)
         return EmulatedProgram(self, model, fn, name, donate_argnums)
 
-    def bind(self, model, name: str, lowered):
+    def bind(self, model, name: str, lowered, host_lowered=None):
+        """Compile ``lowered`` with tt-mlir and bind its TTNN module; ``host_lowered``: the same program traced
+        without tt-mlir's custom calls, which XLA:CPU compiles for the binding (default ``lowered``)."""
         from jax._src.interpreters import pxla
 
         from ..executor import runner
@@ -122,7 +124,7 @@ class EmulatedPlatform:
         ttnn = self.service.compile(target.name, self.descriptor(target), lowered.as_text(),
                                     [int(d.id) for d in mesh.devices.flat], model.tt_compiler_options(),
                                     inputs, outputs)
-        bound = runner.bind(ttnn, lowered, f"{name} ({target.name})", arithmetic=self.arithmetic)
+        bound = runner.bind(ttnn, host_lowered or lowered, f"{name} ({target.name})", arithmetic=self.arithmetic)
         bound.target = target.name
         return bound
 

@@ -11,6 +11,8 @@ from typing import Dict
 import jax
 import numpy as np
 
+from ...model.fused import DECODE_CUSTOM_CALL, plain_jax_decode
+
 
 def _signature(x):
     """What decides the lowered program for one argument: shape, dtype, weak type and sharding."""
@@ -26,6 +28,7 @@ class EmulatedProgram:
         # The same jax.jit the devices would run, without tt-mlir's options: XLA:CPU lowers it (and rejects
         # them); the options go to tt-mlir with the program.
         self.jitted = jax.jit(fn, donate_argnums=donate_argnums)
+        self.fn, self.donate_argnums = fn, donate_argnums
         self._bound: Dict[tuple, object] = {}
 
     def lower(self, *args):
@@ -36,5 +39,10 @@ class EmulatedProgram:
         key = (tree, tuple(_signature(x) for x in leaves))
         bound = self._bound.get(key)
         if bound is None:
-            bound = self._bound[key] = self.platform.bind(self.model, self.name, self.jitted.lower(*args))
+            lowered = self.jitted.lower(*args)
+            host = None
+            if DECODE_CUSTOM_CALL in lowered.as_text():  # the fused decode: traced again for XLA:CPU's compile
+                with plain_jax_decode():
+                    host = jax.jit(self.fn, donate_argnums=self.donate_argnums).lower(*args)
+            bound = self._bound[key] = self.platform.bind(self.model, self.name, lowered, host)
         return self.platform.run(bound, args)
