@@ -41,6 +41,11 @@ CASES = [((1, 8), "blackhole_8xp150"), ((1, 8), "wormhole_n300-llmbox"), ((2, 4)
          ((8, 4), "blackhole_galaxy"), ((8, 4), "wormhole_galaxy")]
 ONE_CHIP = [((1, 1), "blackhole_p150"), ((1, 1), "wormhole_n150")]
 FULL_CHECK = ((1, 8), "blackhole_8xp150")  # where the 28-layer extrapolation is checked against a full compile
+# optimization level 1 (the fused attention, docs/fused_attention.md): the host-loop generation's programs on the
+# Blackhole targets of the tensor-parallel meshes (level 1 compiles here on Blackhole descriptors only)
+LEVEL1 = (("optimization_level", "1"),)
+LEVEL1_CASES = [((1, 8), "blackhole_8xp150"), ((1, 32), "blackhole_galaxy")]
+LEVEL1_SETS = ("generate-host",)
 FULL_PROGRAM = ("decode_step", "bfloat16", 512, 3584)
 
 
@@ -60,6 +65,10 @@ def budget_results(request, tmp_path_factory):
     plan = {}
     for mesh, target in CASES + ONE_CHIP:
         add_jobs(plan, next(t for t in TARGETS if t.name == _compiled(target)), dirs, mb.jobs(GEOMETRY_7B, mesh))
+    if any(item.originalname == "test_7b_budget_fits_at_level_1" for item in request.session.items):
+        for mesh, target in LEVEL1_CASES:
+            add_jobs(plan, next(t for t in TARGETS if t.name == target), dirs,
+                     mb.jobs(GEOMETRY_7B, mesh, sets=LEVEL1_SETS, compiler_options=LEVEL1))
     full = next(t for t in TARGETS if t.name == FULL_CHECK[1])
     add_jobs(plan, full, dirs, [Job(GEOMETRY_7B, FULL_CHECK[0], programs=(FULL_PROGRAM,), memory=True)])
     base = str(tmp_path_factory.mktemp("tt_memory"))
@@ -138,6 +147,32 @@ def test_7b_budget_fits_every_chip_with_every_program_set(budget_results, mesh, 
         union = mb.compose(rows[k] for k in b["programs"])["weights_bytes"]
         largest = max(sum(e["bytes"] for e in rows[k]["const_eval"]) for k in b["programs"])
         assert union <= 1.05 * largest, (name, union, largest)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("mesh,target", LEVEL1_CASES, ids=_ids(LEVEL1_CASES))
+def test_7b_budget_fits_at_level_1(budget_results, mesh, target, record_property, request):
+    """At optimization level 1 (the fused attention) the host-loop generation's programs (prefill and decode step,
+    a 4096-slot cache) fit each chip with the headroom, and their weights take the bytes they take at level 0."""
+    from .tenstorrent.memory.command import table
+
+    budgets = mb.budgets(_results(budget_results, target), GEOMETRY_7B, mesh,
+                         geometry_config(GEOMETRY_7B).num_hidden_layers, sets=LEVEL1_SETS, compiler_options=LEVEL1)
+    level0 = mb.budgets(_results(budget_results, target), GEOMETRY_7B, mesh,
+                        geometry_config(GEOMETRY_7B).num_hidden_layers, sets=LEVEL1_SETS)
+    print(f"\n7B mesh {mesh[0]}x{mesh[1]} on {target} at optimization level 1:\n{table(budgets)}\nat level 0:\n"
+          f"{table(level0)}")
+    for name, b in budgets.items():
+        record_property(f"memory_level1[{name}].resident_bytes", b["resident_bytes"])
+        record_property(f"memory_level1[{name}].headroom", b["headroom"])
+    write_perf_report(request.config, request.node.nodeid,
+                      {"memory_level1": {n: {k: b[k] for k in ("weights_bytes", "device_io_bytes", "peak_transient_bytes",
+                                                               "resident_bytes", "headroom", "fits")}
+                                         for n, b in budgets.items()}, "target": target})
+    short = {name: b["message"] for name, b in budgets.items() if not b["fits"]}
+    assert not short, f"mesh {mesh[0]}x{mesh[1]} on {target} at level 1: {short}"
+    for name in budgets:  # the same weights, whatever the formulation
+        assert budgets[name]["weights_bytes"] <= 1.02 * level0[name]["weights_bytes"], (name, budgets, level0)
 
 
 @pytest.mark.parametrize("mesh,target", ONE_CHIP, ids=_ids(ONE_CHIP))

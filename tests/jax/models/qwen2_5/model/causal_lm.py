@@ -53,9 +53,10 @@ class Qwen2TP:
         return self.programs.platform if self.programs is not None else self.mesh.devices.flat[0].platform
 
     def default_attention(self) -> str:
-        """``fused`` for programs tt-mlir compiles at optimization level >= 1 (where it keeps the fused
-        kernels; at level 0 it decomposes them, and the plain formulation takes fewer ops), else ``plain``."""
-        if self.platform not in TT_MLIR_PLATFORMS:
+        """``fused`` for a bfloat16 model whose programs tt-mlir compiles at optimization level >= 1 (where it keeps
+        the fused kernels; at level 0 it decomposes them, and the plain formulation takes fewer ops), else
+        ``plain`` (the kernels compute in bfloat16: tt-mlir casts a float32 model's operands down)."""
+        if self.platform not in TT_MLIR_PLATFORMS or self.dtype != "bfloat16":
             return "plain"
         level = str(self.tt_compiler_options().get("optimization_level", "0"))
         return "fused" if level not in ("0", "") else "plain"
@@ -164,8 +165,8 @@ def load_model(checkpoint_dir: str, mesh, dtype: str = "float32", max_cache_leng
     "bfp_bf8"}``; default ``TT_COMPILER_OPTIONS``), ignored elsewhere. ``programs``: a program backend in
     place of ``jax.jit`` on the mesh's devices (default ``DEFAULT_PROGRAMS(mesh)`` when that is set): the
     package's ``load_model(..., tt_target=...)`` passes the emulated Tenstorrent platform's. ``attention``:
-    ``plain`` or ``fused`` (``ATTENTIONS``); default ``fused`` for programs tt-mlir compiles at optimization
-    level >= 1, else ``plain``.
+    ``plain`` or ``fused`` (``ATTENTIONS``); default ``fused`` for a bfloat16 model whose programs tt-mlir compiles
+    at optimization level >= 1, else ``plain``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")

@@ -40,6 +40,7 @@ class Job:
     compiler_options: Tuple[Tuple[str, str], ...] = ()  # (key, value) pairs for .compile(compiler_options=...)
     op_cases: Tuple[str, ...] = ()  # names in compile/op_cases.py, compiled instead of the geometry's programs
     keep_ttnn: bool = False  # write every program's TTNN module (<id>.<program>.<dtype>.ttnn.mlir): the executor runs it
+    attention: Optional[str] = None  # the model's formulation (causal_lm.ATTENTIONS); None: by the compile options
 
     @property
     def id(self) -> str:
@@ -49,15 +50,16 @@ class Job:
         if self.op_cases:
             return f"op_cases_{self.mesh[0]}x{self.mesh[1]}{options_tag(self.compiler_options)}"
         batch = "" if self.batch == 8 else f"_b{self.batch}"
+        attention = "" if self.attention is None else f"_{self.attention}"
         return (f"{self.geometry}{layers}_{self.mesh[0]}x{self.mesh[1]}{batch}{memory}{keep}"
-                f"{options_tag(self.compiler_options)}")
+                f"{options_tag(self.compiler_options)}{attention}")
 
     def spec(self) -> dict:
         return {"id": self.id, "geometry": self.geometry, "mesh": list(self.mesh), "layers": self.layers,
                 "programs": [list(p) for p in self.programs], "audit": list(AUDITED) if self.audit else None,
                 "memory": self.memory, "batch": self.batch, "config": self.config,
                 "keep_ttnn": self.keep_ttnn, "op_cases": list(self.op_cases),
-                "compiler_options": dict(self.compiler_options)}
+                "compiler_options": dict(self.compiler_options), "attention": self.attention}
 
 
 def options_tag(options) -> str:

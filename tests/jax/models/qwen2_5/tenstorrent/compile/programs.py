@@ -28,14 +28,15 @@ from ...model.weights import param_shapes
 PROGRAMS = ("forward", "prefill", "decode_step", "generate_loop", "forced_decode")
 
 
-def abstract_model(config: Qwen2Config, mesh, dtype: str = "bfloat16", compiler_options=None) -> Qwen2TP:
+def abstract_model(config: Qwen2Config, mesh, dtype: str = "bfloat16", compiler_options=None,
+                   attention=None) -> Qwen2TP:
     """A ``Qwen2TP`` whose parameters are sharded ``ShapeDtypeStruct``s: it lowers and compiles
     every program, and runs none. ``compiler_options``: tt-mlir's, which choose the attention's formulation
-    (``Qwen2TP.default_attention``)."""
+    (``Qwen2TP.default_attention``) unless ``attention`` names one."""
     shapes = param_shapes(config, TPLayout(config, model_size(mesh)), dtype)
     params = jax.tree.map(lambda s, spec: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=named(mesh, spec)),
                           shapes, partition_specs(shapes))
-    return Qwen2TP(config, mesh, params, dtype, compiler_options=compiler_options)
+    return Qwen2TP(config, mesh, params, dtype, compiler_options=compiler_options, attention=attention)
 
 
 def _ints(shape, mesh=None, spec=None):

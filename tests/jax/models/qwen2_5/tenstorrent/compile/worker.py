@@ -10,7 +10,8 @@ of runtime there). ``jax.jit(...).lower(...).compile()`` then runs tt-mlir's who
 
 JOBS.json: ``{"keep_ir": bool, "jobs": [{"id", "geometry", "mesh": [b, m], "layers": N or null, "programs":
 [[program, dtype] or [program, dtype, prompt, new_tokens], ...], "audit": [program, dtype] or null, "memory": bool,
-"batch": N, "config": config.json text or null, "keep_ttnn": bool, "compiler_options": {key: value}}]}`` (see ``jobs.py``); with ``memory`` each
+"batch": N, "config": config.json text or null, "keep_ttnn": bool, "compiler_options": {key: value},
+"attention": "plain", "fused" or null}]}`` (see ``jobs.py``); with ``memory`` each
 program's row also holds its device memory (``ttnn.memory.read``) and const-eval cache entries, and its TTNN
 module is kept; with ``keep_ttnn`` the TTNN module is kept (the executor runs it). OUT_DIR/results.json gets, per job and program, ok,
 seconds and (on failure) the first lines of the compiler's error; an audited program's TTNN
@@ -121,7 +122,7 @@ def run_jobs(jobs: list, out_dir: str, keep_ir: bool = False) -> dict:
             program, dtype, *shape = entry
             key = program_key(entry)
             options = dict(job.get("compiler_options") or {})
-            model = abstract_model(config, mesh, dtype, options)
+            model = abstract_model(config, mesh, dtype, options, job.get("attention"))
             stem = key.replace("/", ".")
             log_path = os.path.join(out_dir, f"{job['id']}.{stem}.log")
             start = time.time()

@@ -135,25 +135,27 @@ def gib(value: int) -> str:
 
 
 def jobs(geometry: str, mesh: Tuple[int, int], cache_length: int = CACHE_LENGTH, sets: Iterable[str] = PROGRAM_SETS,
-         layers: Tuple[int, ...] = LAYERS, batch: int = BATCH, config: str = None) -> list:
-    """The compile jobs (``jobs.Job``) whose TTNN modules the budgets of ``sets`` read: one per layer count."""
+         layers: Tuple[int, ...] = LAYERS, batch: int = BATCH, config: str = None, compiler_options=()) -> list:
+    """The compile jobs (``jobs.Job``) whose TTNN modules the budgets of ``sets`` read: one per layer count, with
+    tt-mlir's ``compiler_options`` ((key, value) pairs)."""
     from ..compile.jobs import Job
 
     wanted = program_sets(cache_length)
     programs = []
     for name in sets:
         programs += [p for p in wanted[name] if p not in programs]
-    return [Job(geometry, tuple(mesh), programs=tuple(programs), layers=n, memory=True, batch=batch, config=config)
-            for n in layers]
+    return [Job(geometry, tuple(mesh), programs=tuple(programs), layers=n, memory=True, batch=batch, config=config,
+                compiler_options=tuple(compiler_options)) for n in layers]
 
 
 def budgets(results: dict, geometry: str, mesh: Tuple[int, int], full_layers: int,
             cache_length: int = CACHE_LENGTH, sets: Iterable[str] = PROGRAM_SETS, layers: Tuple[int, ...] = LAYERS,
-            chip_dram_bytes: int = None, banks: int = None, batch: int = BATCH, config: str = None) -> Dict[str, dict]:
+            chip_dram_bytes: int = None, banks: int = None, batch: int = BATCH, config: str = None,
+            compiler_options=()) -> Dict[str, dict]:
     """set -> the verdict at ``full_layers``, from one target's compile-worker results of ``jobs(...)``."""
     wanted = program_sets(cache_length)
     by_layers = []
-    for job in jobs(geometry, mesh, cache_length, sets, layers, batch, config):
+    for job in jobs(geometry, mesh, cache_length, sets, layers, batch, config, compiler_options):
         rows = results["jobs"][job.id]
         failed = [k for k, r in rows.items() if not r.get("ok")]
         if failed:

@@ -2,7 +2,7 @@
 
     python -m tests.jax.models.qwen2_5 tt-memory (--preset NAME | --config config.json) --mesh BxM \
         --target NAME [--programs forward,generate-host,...] [--batch N] [--cache-length N] \
-        [--json OUT] [--dump-ttnn DIR]
+        [--tt-optimization-level N] [--json OUT] [--dump-ttnn DIR]
 
 Compiles every program of the chosen program sets in compile-only mode, in the Tenstorrent plugin's
 interpreter (``.venv-tt``, as the compile checks do), at 1 and 2 decoder layers; reads each TTNN
@@ -48,6 +48,9 @@ def build_parser() -> Parser:
     p.add_argument("--json", default=None, help="write the budgets as JSON here")
     p.add_argument("--dump-ttnn", default=None, help="write every compiled TTNN module it read into this directory")
     p.add_argument("--tt-python", default=None, help="a Python with a Tenstorrent PJRT plugin (default: .venv-tt)")
+    p.add_argument("--tt-optimization-level", choices=("0", "1", "2"), default=None,
+                   help="tt-mlir's optimization_level (default: the plugin's, 0); at 1 and 2 the model takes its fused "
+                        "attention (docs/fused_attention.md)")
     return p
 
 
@@ -114,8 +117,9 @@ def main(argv=None) -> int:
 
     root = str(pathlib.Path(__file__).resolve().parents[6])  # where `tests.jax.models.qwen2_5` imports from
     python, descriptor = command_worker(build_parser(), args.tt_python, args.compiled_target, root)
+    options = (("optimization_level", args.tt_optimization_level),) if args.tt_optimization_level else ()
     jobs = mb.jobs(args.label, tuple(args.mesh), args.cache_length, args.sets, batch=args.batch,
-                   config=args.config_text)
+                   config=args.config_text, compiler_options=options)
     with tempfile.TemporaryDirectory(prefix="tt_memory_") as tmp:
         results = run_all(python, {args.compiled_target.name: (descriptor, jobs)}, tmp, root)
         got = results[args.compiled_target.name]
@@ -126,7 +130,8 @@ def main(argv=None) -> int:
         try:
             budgets = mb.budgets(got, args.label, tuple(args.mesh), args.model_config.num_hidden_layers,
                                  args.cache_length, args.sets, batch=args.batch, config=args.config_text,
-                                 chip_dram_bytes=chip[0] * chip[1] if chip else None, banks=chip[0] if chip else None)
+                                 chip_dram_bytes=chip[0] * chip[1] if chip else None, banks=chip[0] if chip else None,
+                                 compiler_options=options)
         except RuntimeError as e:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 1
@@ -137,8 +142,9 @@ def main(argv=None) -> int:
             os.makedirs(args.dump_ttnn, exist_ok=True)
             for path in glob.glob(os.path.join(got["out_dir"], "*.ttnn.mlir")):
                 shutil.copy(path, args.dump_ttnn)
+    level = f", optimization_level {args.tt_optimization_level}" if args.tt_optimization_level else ""
     print(f"{args.label} on {args.target} mesh {mesh_text(args.mesh)}, batch {args.batch}, "
-          f"{args.cache_length}-slot cache:")
+          f"{args.cache_length}-slot cache{level}:")
     print(table(budgets))
     for name, b in budgets.items():
         if not b["fits"]:
