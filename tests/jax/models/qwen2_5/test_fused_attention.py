@@ -93,17 +93,13 @@ def test_the_formulation_follows_the_platform_the_level_and_the_dtype(platform, 
 
 @pytest.mark.cpu
 def test_only_a_program_for_tt_mlir_holds_the_decode_custom_call():
-    """The fused decode step lowers to tt-mlir's custom call with its string attributes when tt-mlir compiles it,
-    and to plain JAX for XLA:CPU; the prefill holds tt-mlir's SDPA composite either way."""
-    config = geometry_config("gqa28x4")
-    mesh = make_mesh((1, 1))
-    cpu = abstract_model(config, mesh, attention="fused")
-    tt = abstract_model(config, mesh, attention="fused")
-    tt.module = tt.module.clone(tt_mlir=True)
-    assert "custom_call @tt.scaled_dot_product_attention_decode" not in lower(cpu, "decode_step").as_text()
-    text = lower(tt, "decode_step").as_text()
+    """The fused decode step lowered for Tenstorrent devices holds tt-mlir's custom call with its string attributes,
+    lowered for XLA:CPU plain JAX; the prefill holds tt-mlir's SDPA composite either way."""
+    model = abstract_model(geometry_config("gqa28x4"), make_mesh((1, 1)), attention="fused")
+    assert "custom_call @tt.scaled_dot_product_attention_decode" not in lower(model, "decode_step").as_text()
+    text = lower(model, "decode_step", platform="tt").as_text()
     call = next(line for line in text.splitlines() if "@tt.scaled_dot_product_attention_decode" in line)
     for attribute in ('has_attention_mask = "True"', 'has_attention_sink = "False"', 'is_causal = "False"',
                       'scale = "0.35355'):
         assert attribute in call, call
-    assert "tenstorrent.scaled_dot_product_attention" in lower(cpu, "prefill").as_text()
+    assert "tenstorrent.scaled_dot_product_attention" in lower(model, "prefill").as_text()

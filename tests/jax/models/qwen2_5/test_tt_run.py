@@ -161,6 +161,32 @@ def test_tt_run_command_compiles_runs_and_replays(checkpoint_factory, tmp_path, 
         meta["modules"]["forward"]["sha256"]
 
 
+def test_tt_run_generates_with_the_fused_kernels_at_level_1(checkpoint_factory, tmp_path, request):
+    """At optimization level 1 a bfloat16 model's prefill and decode step hold tt-metal's fused SDPA, SDPA-decode and
+    RoPE kernels, and ``tt-run --program generate`` runs them: the report names the fused formulation and counts
+    the kernels it executed."""
+    from .tenstorrent.compile.jobs import tt_python
+
+    python, how = tt_python(request.config.getoption("--tt-python"), ROOT)
+    if python is None:
+        pytest.skip(how)
+    path, torch_model = checkpoint_factory("gqa28x4")
+    ids, mask = left_padded_batch(torch_model.config.vocab_size, batch=2, seq=12)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask)
+    done = _tt_run(["--model-path", path, "--mesh", "1x1", "--target", "blackhole_p150", "--program", "generate",
+                    "--dtype", "bfloat16", "--max-new-tokens", "6", "--tt-optimization-level", "1",
+                    "--input-ids", str(tmp_path / "ids.npy"), "--attention-mask", str(tmp_path / "mask.npy"),
+                    "--out", str(tmp_path / "t.npy"), "--json", str(tmp_path / "t.json")])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert np.load(tmp_path / "t.npy").shape == (2, 6)
+    meta = json.loads((tmp_path / "t.json").read_text())
+    assert meta["attention"] == "fused", meta
+    executed = meta["ops_executed"]
+    for kernel in ("scaled_dot_product_attention", "scaled_dot_product_attention_decode", "rotary_embedding"):
+        assert executed.get(f"ttnn.{kernel}", 0) > 0, (kernel, executed)
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--program", "generate", "--ttnn-module", "x.mlir"], "--ttnn-module: only with --program forward"),
     (["--program", "forward", "--mesh", "1x32"], "does not fit blackhole_8xp150"),

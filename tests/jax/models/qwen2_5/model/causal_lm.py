@@ -40,8 +40,7 @@ class Qwen2TP:
         self.dtype = dtype
         self.layout = TPLayout(config, model_size(mesh))
         self.attention = self.default_attention() if attention is None else check_attention(attention)
-        self.module = Qwen2Shard(config, self.layout, jnp.dtype(DTYPES[dtype]), fused=self.attention == "fused",
-                                 tt_mlir=self.platform in TT_MLIR_PLATFORMS)
+        self.module = Qwen2Shard(config, self.layout, jnp.dtype(DTYPES[dtype]), fused=self.attention == "fused")
         self.params = params
         self.param_specs = partition_specs(params)
         self._forward_fns = {}
@@ -53,13 +52,8 @@ class Qwen2TP:
         return self.programs.platform if self.programs is not None else self.mesh.devices.flat[0].platform
 
     def default_attention(self) -> str:
-        """``fused`` for a bfloat16 model whose programs tt-mlir compiles at optimization level >= 1 (where it keeps
-        the fused kernels; at level 0 it decomposes them, and the plain formulation takes fewer ops), else
-        ``plain`` (the kernels compute in bfloat16: tt-mlir casts a float32 model's operands down)."""
-        if self.platform not in TT_MLIR_PLATFORMS or self.dtype != "bfloat16":
-            return "plain"
-        level = str(self.tt_compiler_options().get("optimization_level", "0"))
-        return "fused" if level not in ("0", "") else "plain"
+        """The formulation ``choose_attention`` gives this model's platform, dtype and tt-mlir options."""
+        return choose_attention(self.platform, self.dtype, self.tt_compiler_options())
 
     def tt_compiler_options(self) -> dict:
         """tt-mlir's compile options for every program: this model's, else ``TT_COMPILER_OPTIONS``."""
@@ -131,6 +125,16 @@ DEFAULT_MAX_CACHE_LENGTH = 4096
 ATTENTIONS = ("plain", "fused")
 # Platforms whose programs tt-mlir compiles: Tenstorrent devices and the emulated platform.
 TT_MLIR_PLATFORMS = ("tt", "tt-emulated")
+
+
+def choose_attention(platform: str, dtype: str, compiler_options: Optional[dict]) -> str:
+    """``fused`` for a bfloat16 model whose programs tt-mlir compiles at optimization level >= 1 (where it keeps
+    the fused kernels; at level 0 it decomposes them, and the plain formulation takes fewer ops), else ``plain``
+    (the kernels compute in bfloat16: tt-mlir casts a float32 model's operands down)."""
+    if platform not in TT_MLIR_PLATFORMS or dtype != "bfloat16":
+        return "plain"
+    level = str(dict(compiler_options or {}).get("optimization_level", "0"))
+    return "fused" if level not in ("0", "") else "plain"
 
 
 def check_attention(attention: str) -> str:

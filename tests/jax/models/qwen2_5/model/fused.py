@@ -11,8 +11,8 @@ compiles at level >= 1) calls these three functions; each computes what the plai
   additive mask, ``is_causal = false``, ``scale``), ``ttnn.scaled_dot_product_attention``; its decomposition
   (what XLA:CPU runs) is ``matmul(q, k^T) * scale + mask``, a float32 softmax cast back, ``matmul(p, v)``.
 * ``sdpa_decode``: one query position, ``tt.scaled_dot_product_attention_decode`` as a StableHLO custom call
-  in programs for tt-mlir (``ttnn.scaled_dot_product_attention_decode``, which reads grouped KV heads
-  directly); in programs for XLA:CPU the same function in plain JAX. The custom call's form is tt-mlir's
+  in a program lowered for Tenstorrent devices (``ttnn.scaled_dot_product_attention_decode``, which reads grouped
+  KV heads directly); lowered for XLA:CPU, the same function in plain JAX. The custom call's form is tt-mlir's
   (``StableHLOToTTIRPatterns.cpp``): operands q, k, v, cur_pos, mask; string frontend attributes.
 
 Letters: b batch, n query heads, k KV heads, g = n / k, s query positions, t key positions, d head_dim.
@@ -20,9 +20,6 @@ Letters: b batch, n query heads, k KV heads, g = n / k, s query positions, t key
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +29,7 @@ from jax._src.lib.mlir import ir
 from jax.extend.core import Primitive
 
 DECODE_CUSTOM_CALL = "tt.scaled_dot_product_attention_decode"
+TT_PLATFORM = "tt"  # the PJRT platform of Tenstorrent devices
 
 
 def rope_rotate_half(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
@@ -82,16 +80,13 @@ def _sdpa_decode_reference(q, k, v, cur_pos, mask, *, scale):
 
 
 _sdpa_decode_p = Primitive("qwen2_5_sdpa_decode")
-_sdpa_decode_p.def_impl(lambda *args, scale, custom_call: jax.jit(_sdpa_decode_reference, static_argnames="scale")(
+_sdpa_decode_p.def_impl(lambda *args, scale: jax.jit(_sdpa_decode_reference, static_argnames="scale")(
     *args, scale=scale))
-_sdpa_decode_p.def_abstract_eval(
-    lambda q, k, v, cur_pos, mask, *, scale, custom_call: jax.core.ShapedArray(q.shape, q.dtype))
+_sdpa_decode_p.def_abstract_eval(lambda q, k, v, cur_pos, mask, *, scale: jax.core.ShapedArray(q.shape, q.dtype))
 
 
-def _lower_sdpa_decode(ctx, q, k, v, cur_pos, mask, *, scale, custom_call):
-    if custom_call is None:  # by the platform the program is lowered for
-        custom_call = tuple(ctx.module_context.platforms) == ("tt",)
-    if not custom_call:
+def _lower_sdpa_decode(ctx, q, k, v, cur_pos, mask, *, scale):
+    if tuple(ctx.module_context.platforms) != (TT_PLATFORM,):  # XLA:CPU: the same function in plain JAX
         return mlir.lower_fun(_sdpa_decode_reference, multiple_results=False)(ctx, q, k, v, cur_pos, mask,
                                                                                scale=scale)
     attributes = {"is_causal": "False", "has_attention_mask": "True", "has_attention_sink": "False",
@@ -107,32 +102,13 @@ def _lower_sdpa_decode(ctx, q, k, v, cur_pos, mask, *, scale, custom_call):
 mlir.register_lowering(_sdpa_decode_p, _lower_sdpa_decode)
 
 
-_PLAIN = threading.local()
-
-
-@contextlib.contextmanager
-def plain_jax_decode():
-    """Inside, ``sdpa_decode`` traces to plain JAX whatever it is asked: the emulated platform traces each program
-    a second time so, for XLA:CPU to compile it (the runner reads the program's shardings from that compile; it
-    never runs it), without the custom call XLA:CPU has no implementation of."""
-    before = getattr(_PLAIN, "on", False)
-    _PLAIN.on = True
-    try:
-        yield
-    finally:
-        _PLAIN.on = before
-
-
 def sdpa_decode(q: jax.Array, k: jax.Array, v: jax.Array, cur_pos: jax.Array, mask: jax.Array,
-                scale: float, custom_call: Optional[bool]) -> jax.Array:
+                scale: float) -> jax.Array:
     """One query position over a KV cache: q [1, b, n, d], k/v [b, k, t, d] (n a multiple of k), cur_pos [b]
-    int32 (the slot just written), additive mask [b, 1, n, t] -> [1, b, n, d] in q's dtype. ``custom_call``:
-    lower to tt-mlir's custom call (a program for tt-mlir; XLA:CPU cannot run it), else to plain JAX; None: the custom
-    call where the program is lowered for Tenstorrent devices (a model run on the emulated platform lowers for
-    the CPU and says True)."""
+    int32 (the slot just written), additive mask [b, 1, n, t] -> [1, b, n, d] in q's dtype. Lowered for Tenstorrent
+    devices (platform ``tt``, also what the emulated platform lowers tt-mlir's text for) it is tt-mlir's custom
+    call; lowered for XLA:CPU, plain JAX."""
     b, n, t = q.shape[1], q.shape[2], k.shape[2]
     if mask.shape != (b, 1, n, t):
         raise ValueError(f"sdpa_decode: mask {mask.shape} must be [b, 1, n, t] = {(b, 1, n, t)}")
-    return _sdpa_decode_p.bind(q, k, v, cur_pos.astype(jnp.int32), mask.astype(q.dtype), scale=float(scale),
-                               custom_call=None if custom_call is None else bool(custom_call)
-                               and not getattr(_PLAIN, "on", False))
+    return _sdpa_decode_p.bind(q, k, v, cur_pos.astype(jnp.int32), mask.astype(q.dtype), scale=float(scale))

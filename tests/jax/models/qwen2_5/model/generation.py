@@ -12,8 +12,8 @@ One jitted program per (batch size, prompt-length bucket, cache length):
 2. a ``lax.while_loop`` decodes one token per step, writing the cache in place
    (``dynamic_update_slice``), until ``max_new_tokens`` or every row has emitted EOS.
 
-The cache length is the bucket plus ``max_new_tokens`` rounded up to a multiple of 32, so
-nearby lengths share programs. Greedy selection never gathers the vocabulary: each device
+The cache length is the bucket and ``max_new_tokens``, each rounded up to a multiple of 32, so
+nearby lengths share programs and the cache is whole tiles. Greedy selection never gathers the vocabulary: each device
 takes the max and argmax of its vocabulary shard, then the devices' (max, id) pairs are gathered
 over "model" and the first maximum wins (ties go to the lowest id, as ``argmax`` does).
 """
@@ -50,7 +50,10 @@ def prompt_bucket(length: int) -> int:
 
 
 def cache_length(bucket: int, max_new_tokens: int) -> int:
-    return bucket + -(-int(max_new_tokens) // NEW_TOKENS_MULTIPLE) * NEW_TOKENS_MULTIPLE
+    """The bucket and max_new_tokens, each rounded up to a multiple of 32: nearby lengths share programs, and the
+    cache is whole tiles (tt-metal's SDPA-decode kernel needs that; tt-mlir falls back to the prompt kernel)."""
+    up = lambda n: -(-int(n) // NEW_TOKENS_MULTIPLE) * NEW_TOKENS_MULTIPLE  # noqa: E731
+    return up(bucket) + up(max_new_tokens)
 
 
 # --- per-device pieces (run inside shard_map) ---------------------------------------------

@@ -123,7 +123,6 @@ class Attention(nn.Module):
     tp: int
     dtype: jnp.dtype
     fused: bool = False
-    tt_mlir: bool = False
 
     @nn.compact
     def __call__(self, x, cos, sin, allowed, cache: Optional[KVCache] = None, cache_index=None):
@@ -214,7 +213,7 @@ class Attention(nn.Module):
                 k, v = cache
         if s == 1:
             mask, cur_pos = mask
-            out = sdpa_decode(q, k, v, cur_pos, mask, scale, self.tt_mlir)  # [1, b, n, d]
+            out = sdpa_decode(q, k, v, cur_pos, mask, scale)  # [1, b, n, d]
             return out.reshape(b, n * d), cache
         out = sdpa(q, k, v, mask, scale)  # [b, n, s, d]
         return out.transpose(0, 2, 1, 3).reshape(b * s, n * d), cache
@@ -243,13 +242,12 @@ class DecoderLayer(nn.Module):
     layout: TPLayout
     dtype: jnp.dtype
     fused: bool = False
-    tt_mlir: bool = False
 
     @nn.compact
     def __call__(self, x, cos, sin, allowed, cache=None, cache_index=None):
         c, lay = self.config, self.layout
         attn, cache = Attention(c, lay.q_per_device, lay.kv_per_device, lay.tp, self.dtype, self.fused,
-                               self.tt_mlir, name="self_attn")(
+                               name="self_attn")(
             RMSNorm(c.rms_norm_eps, self.dtype, name="input_layernorm")(x), cos, sin, allowed, cache, cache_index)
         x = x + attn
         mlp = MLP(c, lay.intermediate // lay.tp, lay.tp, self.dtype, name="mlp")
@@ -309,19 +307,17 @@ class Qwen2Shard(nn.Module):
     ``fused``: attention and RoPE in the forms tt-mlir fuses into tt-metal's kernels (``fused.py``). RoPE
     positions are then the cache slots, the same for every row (a row's positions shift by its left padding,
     which attention, depending on position differences only, does not see), so one table row serves a
-    whole decode step. ``tt_mlir``: the programs are compiled by tt-mlir (the decode kernel is then its custom
-    call; see ``fused.sdpa_decode``)."""
+    whole decode step."""
 
     config: Qwen2Config
     layout: TPLayout
     dtype: jnp.dtype
     fused: bool = False
-    tt_mlir: bool = False
 
     def setup(self):
         c, lay = self.config, self.layout
         self.embed_tokens = Embedding(lay.vocab // lay.tp, c.hidden_size, lay.tp, self.dtype)
-        self.layers = [DecoderLayer(c, lay, self.dtype, self.fused, self.tt_mlir) for _ in range(c.num_hidden_layers)]  # layers_0, layers_1, ...
+        self.layers = [DecoderLayer(c, lay, self.dtype, self.fused) for _ in range(c.num_hidden_layers)]  # layers_0, layers_1, ...
         self.norm = RMSNorm(c.rms_norm_eps, self.dtype)
         if not c.tie_word_embeddings:
             self.lm_head = LMHead(lay.vocab // lay.tp, self.dtype)

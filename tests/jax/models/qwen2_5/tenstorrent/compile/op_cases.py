@@ -239,7 +239,7 @@ def _fused_sdpa_decode(mesh):
     from ...model.fused import additive_mask, sdpa_decode
 
     def fn(q, k, v, slot, allowed):
-        return sdpa_decode(q, k, v, slot, additive_mask(allowed, q.dtype), 64 ** -0.5, custom_call=None)
+        return sdpa_decode(q, k, v, slot, additive_mask(allowed, q.dtype), 64 ** -0.5)
 
     g = _rng(17)
     b, n, kv, t, d = 2, 4, 1, 64, 64

@@ -14,6 +14,8 @@ compiler can be checked on the full Qwen2.5-7B geometry on a machine without its
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,9 +46,11 @@ def _ints(shape, mesh=None, spec=None):
     return jax.ShapeDtypeStruct(shape, jnp.int32, sharding=sharding)
 
 
-def lower(model: Qwen2TP, program: str, batch: int = 8, prompt: int = 32, new_tokens: int = 32):
+def lower(model: Qwen2TP, program: str, batch: int = 8, prompt: int = 32, new_tokens: int = 32,
+          platform: str = None):
     """``jax.stages.Lowered`` of ``program`` for a batch of ``prompt``-token prompts (a bucket
-    length) and ``new_tokens`` generated tokens."""
+    length) and ``new_tokens`` generated tokens; for ``platform`` (e.g. ``tt`` on a machine without its plugin)
+    instead of the mesh's."""
     if program not in PROGRAMS:
         raise ValueError(f"program must be one of {PROGRAMS}, got {program!r}")
     if gen.prompt_bucket(prompt) != prompt:
@@ -55,25 +59,34 @@ def lower(model: Qwen2TP, program: str, batch: int = 8, prompt: int = 32, new_to
     ids = _ints((batch, prompt))
     cache_len = gen.cache_length(prompt, new_tokens)
     if program == "forward":
-        return model._forward_fn(axis).lower(model.params, ids, ids)
+        return _lowered(model._forward_fn(axis), platform, model.params, ids, ids)
     if program == "prefill":
-        return gen._prefill_program(model, axis, cache_len).lower(model.params, ids, ids)
+        return _lowered(gen._prefill_program(model, axis, cache_len), platform, model.params, ids, ids)
     if program == "decode_step":
-        return decode_step(model, batch, cache_len)
+        return decode_step(model, batch, cache_len, platform)
     if program == "generate_loop":
         scalar = _ints(())
         eos = _ints((gen.MAX_EOS_IDS,))
-        return gen._generate_program(model, axis, cache_len).lower(model.params, ids, ids, scalar, eos, scalar)
+        return _lowered(gen._generate_program(model, axis, cache_len), platform, model.params, ids, ids, scalar, eos,
+                        scalar)
     forced = _ints((batch, new_tokens - 1))
-    return gen._forced_program(model, axis, cache_len).lower(model.params, ids, ids, forced)
+    return _lowered(gen._forced_program(model, axis, cache_len), platform, model.params, ids, ids, forced)
 
 
-def decode_step(model: Qwen2TP, batch: int, cache_len: int):
-    """The decode-step program of ``generate(loop="host")``, lowered."""
+def _lowered(jitted, platform, *args):
+    if platform is None:
+        return jitted.lower(*args)
+    with warnings.catch_warnings():  # JAX lowers no donation for "tt", as for a device
+        warnings.filterwarnings("ignore", "Some donated buffers were not usable")
+        return jitted.trace(*args).lower(lowering_platforms=(platform,))
+
+
+def decode_step(model: Qwen2TP, batch: int, cache_len: int, platform: str = None):
+    """The decode-step program of ``generate(loop="host")``, lowered (for ``platform`` instead of the mesh's)."""
     axis = batch_axis_for(model.mesh, batch)
     lay, c = model.layout, model.config
     cache = jax.ShapeDtypeStruct((batch, lay.kv_slots, cache_len, c.head_dim), model.module.dtype)
     vec = _ints((batch,))
-    return gen._step_program(model, axis, cache_len).lower(
-        model.params, [(cache, cache)] * c.num_hidden_layers, jax.ShapeDtypeStruct((batch, cache_len), np.bool_),
-        vec, vec, _ints(()))
+    return _lowered(gen._step_program(model, axis, cache_len), platform, model.params,
+                    [(cache, cache)] * c.num_hidden_layers, jax.ShapeDtypeStruct((batch, cache_len), np.bool_),
+                    vec, vec, _ints(()))

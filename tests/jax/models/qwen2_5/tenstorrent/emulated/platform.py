@@ -110,8 +110,9 @@ class EmulatedPlatform:
         return EmulatedProgram(self, model, fn, name, donate_argnums)
 
     def bind(self, model, name: str, lowered, host_lowered=None):
-        """Compile ``lowered`` with tt-mlir and bind its TTNN module; ``host_lowered``: the same program traced
-        without tt-mlir's custom calls, which XLA:CPU compiles for the binding (default ``lowered``)."""
+        """Compile ``lowered`` (lowered for Tenstorrent devices) with tt-mlir and bind its TTNN module to
+        ``host_lowered``, the same program lowered for the CPU mesh, which XLA:CPU compiles for the binding (default
+        ``lowered``)."""
         from jax._src.interpreters import pxla
 
         from ..executor import runner

@@ -1,17 +1,18 @@
 """One jitted function of the model on the emulated platform: called like ``jax.jit(fn)``, it lowers the
-program for the CPU mesh once per argument signature, has it compiled for the Tenstorrent target (the
-platform's compile service: once per session, from the on-disk cache after that), binds the TTNN module to
-the program (``executor.runner.bind``) and executes it; results come back as numpy arrays in the program's
-result types (bfloat16 stays bfloat16)."""
+program once per argument signature (for Tenstorrent devices: tt-mlir's text; for the CPU mesh: the binding),
+has it compiled for the Tenstorrent target (the platform's compile service: once per session, from the on-disk
+cache after that), binds the TTNN module to the program (``executor.runner.bind``) and executes it; results
+come back as numpy arrays in the program's result types (bfloat16 stays bfloat16)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Dict
 
 import jax
 import numpy as np
 
-from ...model.fused import DECODE_CUSTOM_CALL, plain_jax_decode
+from ...model.fused import TT_PLATFORM
 
 
 def _signature(x):
@@ -28,7 +29,6 @@ class EmulatedProgram:
         # The same jax.jit the devices would run, without tt-mlir's options: XLA:CPU lowers it (and rejects
         # them); the options go to tt-mlir with the program.
         self.jitted = jax.jit(fn, donate_argnums=donate_argnums)
-        self.fn, self.donate_argnums = fn, donate_argnums
         self._bound: Dict[tuple, object] = {}
 
     def lower(self, *args):
@@ -39,10 +39,11 @@ class EmulatedProgram:
         key = (tree, tuple(_signature(x) for x in leaves))
         bound = self._bound.get(key)
         if bound is None:
-            lowered = self.jitted.lower(*args)
-            host = None
-            if DECODE_CUSTOM_CALL in lowered.as_text():  # the fused decode: traced again for XLA:CPU's compile
-                with plain_jax_decode():
-                    host = jax.jit(self.fn, donate_argnums=self.donate_argnums).lower(*args)
-            bound = self._bound[key] = self.platform.bind(self.model, self.name, lowered, host)
+            # tt-mlir gets the program lowered for Tenstorrent devices, as on them (tt-mlir's custom calls included:
+            # model/fused.py); XLA:CPU compiles the same trace lowered for the CPU mesh, for the binding
+            traced = self.jitted.trace(*args)
+            with warnings.catch_warnings():  # as for a device: JAX lowers no donation for "tt"
+                warnings.filterwarnings("ignore", "Some donated buffers were not usable")
+                for_tt = traced.lower(lowering_platforms=(TT_PLATFORM,))
+            bound = self._bound[key] = self.platform.bind(self.model, self.name, for_tt, traced.lower())
         return self.platform.run(bound, args)

@@ -116,7 +116,7 @@ def _compile(args, entries, bucket, new_tokens, root) -> dict:
     programs = tuple((name, dtype, bucket, new_tokens) for name, dtype in entries)
     job = Job(os.path.basename(os.path.abspath(args.model_path)) or "model", tuple(args.mesh), programs=programs,
               batch=int(args.ids.shape[0]), config=args.config_text, keep_ttnn=True,
-              compiler_options=compiler_options(args))
+              compiler_options=compiler_options(args), attention=args.attention)
     with tempfile.TemporaryDirectory(prefix="tt_run_") as tmp:
         got = run_all(python, {args.target: (descriptor, [job])}, tmp, root)[args.target]
         if "failed" in got:
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from ...model import generation as gen
-    from ...model.causal_lm import load_model
+    from ...model.causal_lm import choose_attention, load_model
     from ...model.partitioning import make_mesh
     from ..compile import programs
     from . import runner
@@ -155,8 +155,10 @@ def main(argv=None) -> int:
 
     root = str(pathlib.Path(__file__).resolve().parents[6])  # where `tests.jax.models.qwen2_5` imports from
     start = time.time()
+    args.attention = choose_attention("tt", args.dtype, dict(compiler_options(args)))
     mesh = make_mesh(tuple(args.mesh), devices=jax.devices("cpu"))
-    model = load_model(args.model_path, mesh, dtype=args.dtype)
+    # the formulation tt-mlir compiles (fused for bfloat16 at level >= 1), lowered here for XLA:CPU to bind it
+    model = load_model(args.model_path, mesh, dtype=args.dtype, attention=args.attention)
     ids, mask = args.ids.astype(np.int32), args.mask.astype(np.int32)
     new_tokens = args.max_new_tokens if args.program == "generate" else gen.NEW_TOKENS_MULTIPLE
     bucket = gen.prompt_bucket(ids.shape[1])
@@ -185,6 +187,7 @@ def main(argv=None) -> int:
             counts[name] = counts.get(name, 0) + n
     report = {"program": args.program, "mesh": mesh_text(args.mesh), "target": args.target, "dtype": args.dtype,
               "arithmetic": args.arithmetic, "compiler_options": dict(compiler_options(args)),
+              "attention": args.attention,
               "output_shape": list(out.shape), "ops_executed": dict(sorted(counts.items())),
               "executor_seconds": round(sum(b.executor.seconds for b in bound.values()), 3),
               "seconds": round(time.time() - start, 2), "compile_and_load_seconds": round(compiled_s, 2),
