@@ -136,3 +136,29 @@ def test_the_benchmark_command_refuses_a_bad_mesh_before_building_anything():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "argument --meshes: a mesh is written BxM" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_case_reports_the_ops_it_executed_and_the_fused_kernels_among_them():
+    """The junit properties of a case on the emulated platform count only what it executed itself; the fused kernels
+    (level >= 1) get a property of their own, absent when none ran (.ci/run requires it of its level-1 cases)."""
+    import collections
+    import json
+
+    from .testing.emulated import SessionPlatform
+
+    class Platform:
+        targets, arithmetic = {}, "chip"
+        counts = {"blackhole_p150": collections.Counter({"ttnn.matmul": 5, "ttnn.rotary_embedding": 1})}
+
+    session = SessionPlatform(Platform())
+    before = session.snapshot()
+    Platform.counts["blackhole_p150"].update({"ttnn.matmul": 3, "ttnn.scaled_dot_product_attention_decode": 2})
+    got = session.properties(before)
+    assert got["tt_target"] == "blackhole_p150" and json.loads(got["tt_ops_executed"]) == {"blackhole_p150": 5}
+    assert json.loads(got["tt_fused_kernels_executed"]) == {"ttnn.scaled_dot_product_attention_decode": 2}
+    assert got["tt_arithmetic"] == "chip"
+    Platform.counts["blackhole_p150"].update({"ttnn.matmul": 1})
+    plain = session.properties({"blackhole_p150": collections.Counter(Platform.counts["blackhole_p150"]) -
+                                collections.Counter({"ttnn.matmul": 1})})
+    assert json.loads(plain["tt_ops_executed"]) == {"blackhole_p150": 1} and "tt_fused_kernels_executed" not in plain
+    assert session.properties(session.snapshot()) == {}

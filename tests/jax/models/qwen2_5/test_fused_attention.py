@@ -76,7 +76,9 @@ class _Programs:
     ("tt-emulated", {}, "bfloat16", "plain"), ("tt-emulated", {"optimization_level": "0"}, "bfloat16", "plain"),
     ("tt-emulated", {"optimization_level": "1"}, "bfloat16", "fused"),
     ("tt-emulated", {"optimization_level": "2"}, "bfloat16", "fused"),
-    ("tt-emulated", {"optimization_level": "1"}, "float32", "plain")])
+    ("tt-emulated", {"optimization_level": "1"}, "float32", "plain"),
+    ("tt", {}, "bfloat16", "plain"), ("tt", {"optimization_level": "1"}, "bfloat16", "fused")],
+    ids=lambda v: v if isinstance(v, str) else "cpu" if v is None else f"level{v.get('optimization_level', 'default')}")
 def test_the_formulation_follows_the_platform_the_level_and_the_dtype(platform, options, dtype, expected):
     """Fused only for a bfloat16 model where tt-mlir compiles at level >= 1 (at 0 it decomposes the kernels and the
     plain formulation takes fewer ops; the kernels compute in bfloat16, so a float32 model keeps its precision with

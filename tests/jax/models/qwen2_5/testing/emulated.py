@@ -12,6 +12,9 @@ import pytest
 
 from . import options
 
+FUSED_KERNELS = ("ttnn.rotary_embedding", "ttnn.scaled_dot_product_attention",
+                 "ttnn.scaled_dot_product_attention_decode")
+
 
 class SessionPlatform:
     def __init__(self, platform):
@@ -22,15 +25,19 @@ class SessionPlatform:
         return {t: collections.Counter(c) for t, c in self.platform.counts.items()}
 
     def properties(self, before: dict) -> dict:
-        ran = {}
+        ran, fused = {}, collections.Counter()
         for target, counts in self.platform.counts.items():
-            n = sum((counts - before.get(target, collections.Counter())).values())
-            if n:
-                ran[target] = n
+            new = counts - before.get(target, collections.Counter())
+            if sum(new.values()):
+                ran[target] = sum(new.values())
+            fused.update({op: n for op, n in new.items() if op in FUSED_KERNELS})
         if not ran:
             return {}
-        return {"tt_target": ",".join(sorted(ran)), "tt_ops_executed": json.dumps(ran, sort_keys=True),
-                "tt_arithmetic": self.platform.arithmetic}
+        out = {"tt_target": ",".join(sorted(ran)), "tt_ops_executed": json.dumps(ran, sort_keys=True),
+               "tt_arithmetic": self.platform.arithmetic}
+        if fused:  # tt-metal's fused attention and RoPE kernels (level >= 1: docs/fused_attention.md)
+            out["tt_fused_kernels_executed"] = json.dumps(dict(sorted(fused.items())))
+        return out
 
 
 def configure(config) -> None:
