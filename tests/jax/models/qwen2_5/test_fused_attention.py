@@ -13,7 +13,7 @@ from .synthetic.random_checkpoint import geometry_config
 from .tenstorrent.compile.programs import abstract_model, lower
 from .testing.meshes import mesh_name
 from .testing.options import on_chip
-from .testing.parity import BF16_MIN_PCC, f32_rel_tol, logits_report
+from .testing.parity import assert_logits_parity, logits_report
 from .testing.reports import record_model
 
 NEW_TOKENS = 12
@@ -42,11 +42,7 @@ def test_fused_logits_parity(mesh, dtype, reference_factory, request):
     report = logits_report(np.asarray(model.forward(ids, mask)), ref, mask == 1)
     record_model(request.node, "random-gqa28x4-fused", mesh, report, dtype=dtype)
     print(f"\nfused {dtype} mesh_{mesh_name(mesh)}: {report}")
-    if dtype == "float32":
-        assert report["rel_diff"] <= f32_rel_tol(on_chip(request.config)), report
-        assert report["argmax_agreement"] == 1.0, report
-    else:
-        assert report["pcc"] >= BF16_MIN_PCC, report
+    assert_logits_parity(report, dtype, on_chip(request.config))
 
 
 @pytest.mark.model_test

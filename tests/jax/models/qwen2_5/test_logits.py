@@ -8,7 +8,7 @@ from .testing.compile_count import count_compiles
 from .testing.meshes import mesh_name
 from .testing.reports import record_model
 from .testing.options import on_chip
-from .testing.parity import BF16_MIN_PCC, F32_REL_TOL, f32_rel_tol, logits_report
+from .testing.parity import F32_REL_TOL, assert_logits_parity, logits_report
 
 GEOMETRIES = ["gqa28x4", "tied6x2"]
 
@@ -25,11 +25,7 @@ def test_logits_parity(mesh, geometry, dtype, partitioner, reference_factory, re
     report = logits_report(out, ref, mask == 1)
     record_model(request.node, f"random-{geometry}", mesh, report, dtype=dtype, partitioner=partitioner)
     print(f"\n{geometry} {dtype} mesh_{mesh_name(mesh)} {partitioner}: {report}")
-    if dtype == "float32":
-        assert report["rel_diff"] <= f32_rel_tol(on_chip(request.config)), report
-        assert report["argmax_agreement"] == 1.0, report
-    else:
-        assert report["pcc"] >= BF16_MIN_PCC, report
+    assert_logits_parity(report, dtype, on_chip(request.config))
 
 
 @pytest.mark.model_test

@@ -33,6 +33,16 @@ def logits_report(out: np.ndarray, ref: np.ndarray, valid: np.ndarray) -> dict:
     }
 
 
+def assert_logits_parity(report: dict, dtype: str, on_chip: bool) -> None:
+    """The suite's logits thresholds on a ``logits_report``: float32 within ``f32_rel_tol`` with every argmax
+    equal; bfloat16 PCC >= BF16_MIN_PCC."""
+    if dtype == "float32":
+        assert report["rel_diff"] <= f32_rel_tol(on_chip), report
+        assert report["argmax_agreement"] == 1.0, report
+    else:
+        assert report["pcc"] >= BF16_MIN_PCC, report
+
+
 def pcc(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
