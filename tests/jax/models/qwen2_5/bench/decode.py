@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -103,7 +104,9 @@ def _measure(generate, args) -> dict:
     first_calls = time.perf_counter() - t
     total = median_time(lambda: generate(n), args.runs)
     ttft = median_time(lambda: generate(1), args.runs)
-    return {"decode": b * (n - 1) / (total - ttft), "e2e": b * n / total, "ttft": ttft,
+    # the decode rate is the difference of two timings: where noise makes it non-positive it is not measured (nan)
+    decode = b * (n - 1) / (total - ttft) if total > ttft else float("nan")
+    return {"decode": decode, "e2e": b * n / total, "ttft": ttft,
             "warmup": max(0.0, first_calls - total - ttft)}
 
 
@@ -225,14 +228,23 @@ def main(argv=None) -> int:
               f"{'warm-up s':>9}")
     print(header)
     print("-" * len(header))
+    unmeasured = False
     for name, mesh_id, r in rows:
         ratio = f"{r['decode'] / torch_result['decode']:8.2f}x" if torch_result else "      n/a"
-        print(f"{name:8} {mesh_id:5} {r['decode']:13.1f} {ratio:>9} {r['e2e']:10.1f} {r['ttft'] * 1e3:8.1f} "
+        decode = f"{r['decode']:13.1f}"
+        if math.isnan(r["decode"]) or (torch_result and math.isnan(torch_result["decode"])):
+            unmeasured, ratio = True, "-"
+            decode = "-" if math.isnan(r["decode"]) else decode
+        print(f"{name:8} {mesh_id:5} {decode:>13} {ratio:>9} {r['e2e']:10.1f} {r['ttft'] * 1e3:8.1f} "
               f"{r['warmup']:9.2f}")
+    if unmeasured:
+        print("decode '-': the run of all new tokens was not slower than the 1-token run (timing noise on a run "
+              "this short): raise --new-tokens or --runs")
     floors = [f for (name, mesh_id), runs in results.items() if mesh_id == "1x1" for f in [r["floor"] for r in runs]]
     if floors:
         floor = statistics.median(floors)
-        ratio = f" = {floor / torch_result['decode']:.2f}x PyTorch" if torch_result else ""
+        ratio = (f" = {floor / torch_result['decode']:.2f}x PyTorch"
+                 if torch_result and not math.isnan(torch_result["decode"]) else "")
         print(f"matmul floor (1x1): {floor:.1f} tok/s{ratio}: the decode step's matrix products alone on the same "
               f"weights (each weight read once per token, nothing else), the most any 1x1 decode built on XLA's "
               f"CPU matrix products reaches here")
